@@ -1,0 +1,3 @@
+//! The `orgmesh` command.
+
+fn main() {}

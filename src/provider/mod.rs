@@ -1,0 +1,3 @@
+//! Providers (in progress).
+
+pub mod sim;
