@@ -1,1 +1,264 @@
-//! cli (in progress).
+//! The command line: clap structures (raw) turned into validated options, and one function
+//! per command. Every command returns an exit code from [`crate::error::exit_codes`].
+
+use std::fs;
+use std::io::{IsTerminal, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{Error, exit_codes};
+use crate::plan::{self, Plan};
+use crate::scenario::{self, ScenarioErrors};
+use crate::secrets::{LinkSecrets, SecretSource};
+use crate::topology::Topology;
+use crate::values;
+
+/// orgmesh: prove that a network of Substra organizations is linked.
+#[derive(Debug, Parser)]
+#[command(name = "orgmesh", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and check scenario files; exit 2 with file:line:column diagnostics.
+    Validate {
+        /// Scenario files.
+        #[arg(required = true, value_name = "SCENARIO")]
+        scenarios: Vec<PathBuf>,
+    },
+    /// Write the per-organization values files the linking guide asks for.
+    Render {
+        #[arg(value_name = "SCENARIO")]
+        scenario: PathBuf,
+        /// Directory to write into (created with mode 0700 if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Derive secrets from this seed instead of the OS generator (reproducible; tests only).
+        #[arg(long, value_name = "N")]
+        seed: Option<u64>,
+        /// Replace values files that already exist in DIR.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the steps, releases and the pairs to check (no secrets).
+    Plan {
+        #[arg(value_name = "SCENARIO")]
+        scenario: PathBuf,
+        /// The provider the run would use (default: the scenario's, else sim).
+        #[arg(long, value_name = "P")]
+        provider: Option<String>,
+    },
+    /// Print the JSON Schema of the scenario format (for editor completion).
+    Schema,
+}
+
+/// Whether stderr gets colour: a terminal, and `NO_COLOR` unset or empty.
+pub fn use_color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Prints an error and its hint to stderr.
+pub fn report_error(error: &Error) {
+    let mut stderr = std::io::stderr().lock();
+    match error {
+        Error::Scenario(errors) => print_scenario_errors(&mut stderr, errors),
+        other => {
+            let _ = writeln!(stderr, "error: {other}");
+            if let Some(hint) = other.hint() {
+                let _ = writeln!(stderr, "  hint: {hint}");
+            }
+        }
+    }
+}
+
+fn print_scenario_errors(out: &mut dyn Write, errors: &ScenarioErrors) {
+    if use_color() {
+        for diagnostic in &errors.diagnostics {
+            let _ = writeln!(out, "{:?}", miette::Report::new(diagnostic.clone()));
+        }
+    } else {
+        let _ = write!(out, "{}", errors.to_plain_text());
+    }
+}
+
+/// Runs a parsed command line and returns the exit code.
+pub fn run(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Validate { scenarios } => return validate(&scenarios),
+        Command::Render {
+            scenario,
+            out,
+            seed,
+            force,
+        } => render(&scenario, &out, seed, force),
+        Command::Plan { scenario, provider } => print_plan(&scenario, provider.as_deref()),
+        Command::Schema => {
+            println!("{}", scenario::schema::schema_json());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => exit_codes::OK,
+        Err(error) => {
+            report_error(&error);
+            error.exit_code()
+        }
+    }
+}
+
+/// Loads and validates a scenario and derives its topology.
+pub fn load(path: &Path) -> Result<(scenario::Scenario, Topology), Error> {
+    let scenario = scenario::load(path)?;
+    let topology = Topology::build(&scenario)?;
+    Ok((scenario, topology))
+}
+
+fn validate(paths: &[PathBuf]) -> i32 {
+    let mut code = exit_codes::OK;
+    for path in paths {
+        match load(path) {
+            Ok((scenario, topology)) => println!(
+                "ok: {}: {} organizations, {} clusters, {} directed links",
+                path.display(),
+                scenario.organizations.len(),
+                scenario.clusters.len(),
+                topology.links.len()
+            ),
+            Err(error) => {
+                report_error(&error);
+                code = error.exit_code();
+            }
+        }
+    }
+    code
+}
+
+fn print_plan(path: &Path, provider: Option<&str>) -> Result<(), Error> {
+    let (scenario, topology) = load(path)?;
+    let provider = provider
+        .map(str::to_owned)
+        .or_else(|| scenario.provider.map(|p| format!("{p:?}").to_lowercase()))
+        .unwrap_or_else(|| "sim".to_owned());
+    let plan = Plan::new(&scenario);
+    print!("{}", plan::describe(&scenario, &topology, &plan, &provider));
+    Ok(())
+}
+
+/// The secret source for `--seed`, with the warning a seed deserves.
+pub fn secret_source(seed: Option<u64>) -> SecretSource {
+    match seed {
+        Some(seed) => {
+            eprintln!(
+                "warning: --seed {seed}: secrets are derived from the seed and reproducible; never use them in a real network"
+            );
+            SecretSource::Seeded(seed)
+        }
+        None => SecretSource::Os,
+    }
+}
+
+/// Creates `directory` (and parents) with mode 0700 if it does not exist.
+pub fn create_private_dir(directory: &Path) -> Result<(), Error> {
+    if directory.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(directory)
+        .map_err(|e| Error::write(directory, e))
+}
+
+/// Writes `content` to `path` with mode 0600. Without `replace`, an existing file is an error.
+pub fn write_private_file(path: &Path, content: &str, replace: bool) -> Result<(), Error> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).mode(0o600);
+    if replace {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::usage(
+                format!("{} already exists", path.display()),
+                "orgmesh never overwrites files it did not create in this run; choose another --out or pass --force",
+            )
+        } else {
+            Error::write(path, e)
+        }
+    })?;
+    // An existing file keeps its old mode when truncated: tighten it.
+    file.set_permissions(fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::write(path, e))?;
+    file.write_all(content.as_bytes())
+        .map_err(|e| Error::write(path, e))
+}
+
+fn render(path: &Path, out: &Path, seed: Option<u64>, force: bool) -> Result<(), Error> {
+    let (scenario, topology) = load(path)?;
+    let source = secret_source(seed);
+    let wrong = scenario.faults.iter().filter_map(|f| match &f.value {
+        scenario::Fault::WrongSecret { from, to } => Some((from.as_str(), to.as_str())),
+        _ => None,
+    });
+    let secrets = LinkSecrets::generate(&topology, wrong, source)
+        .map_err(|e| Error::infrastructure(e.to_string(), None))?;
+    let (documents, warnings) =
+        values::backend_values(&scenario, &topology, &secrets, &|_| serde_json::Value::Null);
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    if !scenario.faults.is_empty() {
+        eprintln!(
+            "warning: the scenario declares {} fault(s); the rendered files contain them",
+            scenario.faults.len()
+        );
+    }
+    let orchestrator = out.join(values::ORCHESTRATOR_FILE);
+    // Refuse before writing anything, so that a refusal leaves DIR as it was.
+    if !force {
+        let targets = std::iter::once(orchestrator.clone())
+            .chain(documents.iter().map(|d| out.join(&d.file_name)));
+        for target in targets {
+            if target.exists() {
+                return Err(Error::usage(
+                    format!("{} already exists", target.display()),
+                    "orgmesh never overwrites files it did not create in this run; choose another --out or pass --force",
+                ));
+            }
+        }
+    }
+    create_private_dir(out)?;
+    write_private_file(
+        &orchestrator,
+        &yaml(&values::orchestrator_values(&scenario))?,
+        force,
+    )?;
+    for document in &documents {
+        write_private_file(
+            &out.join(&document.file_name),
+            &yaml(&document.linked)?,
+            force,
+        )?;
+    }
+    println!(
+        "wrote {} and {} backend values files to {} ({} directed links)",
+        values::ORCHESTRATOR_FILE,
+        documents.len(),
+        out.display(),
+        topology.links.len()
+    );
+    Ok(())
+}
+
+/// A values document as YAML, or the error that stopped it.
+pub fn yaml(document: &serde_json::Value) -> Result<String, Error> {
+    values::to_yaml(document)
+        .map_err(|e| Error::infrastructure(format!("cannot write values as YAML: {e}"), None))
+}

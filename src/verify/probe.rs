@@ -71,8 +71,12 @@ pub fn parse_probe_output(output: &str) -> Vec<ProbeLine> {
         .lines()
         .filter_map(|line| {
             let mut fields = line.trim_end().splitn(4, ' ');
-            let (org_id, channel, address, status) =
-                (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+            let (org_id, channel, address, status) = (
+                fields.next()?,
+                fields.next()?,
+                fields.next()?,
+                fields.next()?,
+            );
             let optional = |field: &str| (field != "-").then(|| field.to_owned());
             let status = if status == "unsynced" {
                 ProbeStatus::Unsynced

@@ -58,10 +58,13 @@ fn centre(value: &str, width: usize) -> String {
 /// row, each terminated by a newline.
 pub fn format_outgoing_table(rows: &[OutgoingRow]) -> String {
     let lines: Vec<[&str; 3]> = std::iter::once(HEADER)
-        .chain(
-            rows.iter()
-                .map(|row| [row.org_id.as_str(), row.address.as_str(), row.status.as_str()]),
-        )
+        .chain(rows.iter().map(|row| {
+            [
+                row.org_id.as_str(),
+                row.address.as_str(),
+                row.status.as_str(),
+            ]
+        }))
         .collect();
     let mut widths = [0usize; 3];
     for line in &lines {
@@ -106,9 +109,17 @@ fn strip_ansi(line: &str) -> String {
 /// Lines before the header (warnings a real pod may print) are skipped; colour codes are
 /// removed; blank lines are ignored.
 pub fn parse_outgoing_table(output: &str) -> Result<Vec<OutgoingRow>, TableError> {
-    let mut lines = output.lines().enumerate().map(|(n, l)| (n + 1, strip_ansi(l)));
+    let mut lines = output
+        .lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, strip_ansi(l)));
     let is_header = |line: &str| {
-        let cells: Vec<&str> = line.trim().trim_matches('|').split('|').map(str::trim).collect();
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(str::trim)
+            .collect();
         cells == HEADER
     };
     lines
@@ -126,7 +137,8 @@ pub fn parse_outgoing_table(output: &str) -> Result<Vec<OutgoingRow>, TableError
             .and_then(|rest| rest.strip_suffix('|'))
             .ok_or(TableError::MalformedRow { line: number })?;
         let mut cells = inner.splitn(3, '|');
-        let (Some(org_id), Some(address), Some(status)) = (cells.next(), cells.next(), cells.next())
+        let (Some(org_id), Some(address), Some(status)) =
+            (cells.next(), cells.next(), cells.next())
         else {
             return Err(TableError::MalformedRow { line: number });
         };
@@ -190,7 +202,10 @@ mod tests {
 | biotechnica | http://api.cluster-2.DOMAIN:80 |     200     |
 ";
         let rows = parse_outgoing_table(guide).unwrap();
-        assert_eq!(rows, [row("biotechnica", "http://api.cluster-2.DOMAIN:80", "200")]);
+        assert_eq!(
+            rows,
+            [row("biotechnica", "http://api.cluster-2.DOMAIN:80", "200")]
+        );
         assert_eq!(rows[0].status_code(), Some(200));
     }
 

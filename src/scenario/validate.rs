@@ -1,0 +1,888 @@
+//! Validation: a [`RawScenario`] becomes a [`Scenario`] in which every name resolves, or a list
+//! of diagnostics, each pointing at the offending position and saying what would be valid.
+//!
+//! Rules (DESIGN §2): names are DNS-1123 labels; an organization's cluster and channels exist;
+//! channel members are declared organizations; MSP ids are unique and contain no `:` or
+//! whitespace; explicit pairs name two different declared organizations that share a channel;
+//! faults and expectations refer to links that exist.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_saphyr::Spanned;
+
+use super::diagnostic::{Position, ScenarioDiagnostic, ScenarioErrors};
+use super::model::{
+    AuthOutcome, LinkMode, Name, ProviderName, RawChart, RawFault, RawReach, RawScenario,
+    ReachWord, StepName,
+};
+use crate::charts::{self, ChartVersion};
+
+/// The longest scenario name: it becomes part of run and cluster names.
+pub const MAX_SCENARIO_NAME: usize = 30;
+/// The longest cluster name, so that `orgmesh-<run id>-<cluster>` stays within kind's limits.
+pub const MAX_CLUSTER_NAME: usize = 30;
+/// The longest organization name, so that release `backend-<org>` and its resources fit in 63.
+pub const MAX_ORGANIZATION_NAME: usize = 40;
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The file it came from, as given.
+    pub file: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    pub provider: Option<ProviderName>,
+    pub charts: Charts,
+    pub clusters: Vec<Cluster>,
+    /// The cluster the orchestrator runs in.
+    pub orchestrator_cluster: String,
+    pub channels: Vec<Channel>,
+    pub organizations: Vec<Organization>,
+    pub links: Links,
+    pub steps: Vec<StepName>,
+    pub faults: Vec<Located<Fault>>,
+    pub expectations: Vec<Located<Expectation>>,
+}
+
+/// A value and where it was written, for diagnostics found after validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located<T> {
+    pub value: T,
+    pub position: Position,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charts {
+    pub backend: Chart,
+    pub orchestrator: Chart,
+}
+
+/// A chart and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chart {
+    pub version: ChartVersion,
+    pub source: ChartSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChartSource {
+    Repository(String),
+    /// Resolved against the scenario file's directory.
+    Path(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    pub name: String,
+    pub context: Option<String>,
+    pub kubeconfig: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub name: String,
+    /// Organization names, in file order.
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Organization {
+    pub name: String,
+    pub msp_id: String,
+    pub cluster: String,
+    /// The channels it is a member of, in file order.
+    pub channels: Vec<String>,
+    pub address: Option<String>,
+    /// The user's Helm values (a mapping), or `Null`.
+    pub values: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Links {
+    pub mode: LinkMode,
+    pub self_links: bool,
+    /// Explicit mode: unordered pairs, as written.
+    pub pairs: Vec<(String, String)>,
+}
+
+/// A validated fault. Organizations and clusters are names that exist.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Fault {
+    WrongSecret { from: String, to: String },
+    MissingIncoming { from: String, to: String },
+    MissingOutgoing { from: String, to: String },
+    ChannelOnIncoming { at: String },
+    Partition { from: String, to: String },
+    ClusterDown { cluster: String },
+}
+
+/// An expected reach outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reach {
+    Status(u16),
+    Error,
+    Absent,
+}
+
+/// An explicit expectation for one directed link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    pub from: String,
+    pub to: String,
+    pub reach: Option<Reach>,
+    pub auth: Option<AuthOutcome>,
+}
+
+impl Scenario {
+    pub fn organization(&self, name: &str) -> Option<&Organization> {
+        self.organizations.iter().find(|o| o.name == name)
+    }
+}
+
+/// Whether `name` is a DNS-1123 label: lowercase letters, digits and `-`, starting and ending
+/// with a letter or digit, at most 63 characters.
+pub fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+/// Collects diagnostics for one file.
+struct Checker<'a> {
+    file: &'a str,
+    source: &'a Arc<str>,
+    diagnostics: Vec<ScenarioDiagnostic>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, position: Position, message: String, hint: String) {
+        self.diagnostics.push(
+            ScenarioDiagnostic::new(self.file, position, message)
+                .with_hint(hint)
+                .with_source(self.source),
+        );
+    }
+
+    fn at<T>(&mut self, spanned: &Spanned<T>, message: String, hint: String) {
+        self.error(Position::of(&spanned.referenced), message, hint);
+    }
+
+    fn label(&mut self, name: &Name, what: &str, max: usize) {
+        if !is_dns_label(&name.value) || name.value.len() > max {
+            self.at(
+                name,
+                format!("`{}` is not a valid {what} name", name.value),
+                format!(
+                    "use a DNS-1123 label of at most {max} characters: lowercase letters, digits and `-`, starting and ending with a letter or digit"
+                ),
+            );
+        }
+    }
+}
+
+/// Names, comma-separated and quoted, for hints.
+fn listing<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<String> = names.into_iter().map(|n| format!("`{n}`")).collect();
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Validates a parsed scenario. `file` is the path as given; relative chart paths are resolved
+/// against its directory.
+pub fn validate(
+    file: &Path,
+    source: &Arc<str>,
+    raw: RawScenario,
+) -> Result<Scenario, ScenarioErrors> {
+    let display = file.display().to_string();
+    let mut checker = Checker {
+        file: &display,
+        source,
+        diagnostics: Vec::new(),
+    };
+    let scenario = check(&mut checker, file, raw);
+    let mut diagnostics = checker.diagnostics;
+    if diagnostics.is_empty() {
+        Ok(scenario)
+    } else {
+        diagnostics.sort_by_key(|d| (d.position.line, d.position.column));
+        Err(ScenarioErrors {
+            file: display,
+            diagnostics,
+        })
+    }
+}
+
+fn check(checker: &mut Checker<'_>, file: &Path, raw: RawScenario) -> Scenario {
+    if let Some(version) = &raw.version
+        && version.value != 1
+    {
+        checker.at(
+            version,
+            format!("scenario format version {} is not supported", version.value),
+            "use `version: 1` or leave it out".into(),
+        );
+    }
+    checker.label(&raw.name, "scenario", MAX_SCENARIO_NAME);
+
+    let base = file.parent().unwrap_or(Path::new("."));
+    let charts = Charts {
+        backend: check_chart(
+            checker,
+            raw.charts.as_ref().and_then(|c| c.backend.as_ref()),
+            charts::DEFAULT_BACKEND_CHART,
+            base,
+            true,
+        ),
+        orchestrator: check_chart(
+            checker,
+            raw.charts.as_ref().and_then(|c| c.orchestrator.as_ref()),
+            charts::DEFAULT_ORCHESTRATOR_CHART,
+            base,
+            false,
+        ),
+    };
+
+    // Clusters: declared, or one per organization named after it.
+    let declared_clusters = raw.clusters.is_some();
+    let clusters: Vec<Cluster> = match &raw.clusters {
+        Some(clusters) => {
+            if clusters.is_empty() {
+                checker.error(
+                    Position::START,
+                    "`clusters` is empty".into(),
+                    "declare at least one cluster, or leave `clusters` out for one cluster per organization".into(),
+                );
+            }
+            clusters
+                .iter()
+                .map(|(name, cluster)| {
+                    checker.label(name, "cluster", MAX_CLUSTER_NAME);
+                    Cluster {
+                        name: name.value.clone(),
+                        context: cluster.context.clone(),
+                        kubeconfig: cluster.kubeconfig.clone(),
+                    }
+                })
+                .collect()
+        }
+        None => raw
+            .organizations
+            .keys()
+            .map(|name| Cluster {
+                name: name.value.clone(),
+                context: None,
+                kubeconfig: None,
+            })
+            .collect(),
+    };
+    let cluster_names: HashSet<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
+    let cluster_hint = || {
+        format!(
+            "declared clusters: {}",
+            listing(clusters.iter().map(|c| c.name.as_str()))
+        )
+    };
+
+    let orchestrator_cluster = match &raw.orchestrator {
+        Some(orchestrator) => {
+            if !cluster_names.contains(orchestrator.cluster.value.as_str()) {
+                checker.at(
+                    &orchestrator.cluster,
+                    format!(
+                        "the orchestrator's cluster `{}` is not declared",
+                        orchestrator.cluster.value
+                    ),
+                    cluster_hint(),
+                );
+            }
+            orchestrator.cluster.value.clone()
+        }
+        None => clusters.first().map(|c| c.name.clone()).unwrap_or_default(),
+    };
+
+    // Organizations.
+    if raw.organizations.is_empty() {
+        checker.error(
+            Position::START,
+            "the scenario declares no organizations".into(),
+            "add organizations, e.g. `organizations: {ingen: {}, biotechnica: {}}`".into(),
+        );
+    }
+    let organization_names: HashSet<&str> =
+        raw.organizations.keys().map(|k| k.value.as_str()).collect();
+    let organization_hint = || {
+        format!(
+            "declared organizations: {}",
+            listing(raw.organizations.keys().map(|k| k.value.as_str()))
+        )
+    };
+    let mut msp_ids: HashMap<String, String> = HashMap::new();
+    let mut organizations = Vec::new();
+    for (name, organization) in &raw.organizations {
+        checker.label(name, "organization", MAX_ORGANIZATION_NAME);
+        let cluster = match &organization.cluster {
+            Some(cluster) => {
+                if !cluster_names.contains(cluster.value.as_str()) {
+                    checker.at(
+                        cluster,
+                        format!(
+                            "organization `{}` names cluster `{}`, which is not declared",
+                            name.value, cluster.value
+                        ),
+                        cluster_hint(),
+                    );
+                }
+                cluster.value.clone()
+            }
+            None if declared_clusters => {
+                checker.at(
+                    name,
+                    format!("organization `{}` has no `cluster`", name.value),
+                    format!("add `cluster: NAME`; {}", cluster_hint()),
+                );
+                String::new()
+            }
+            None => name.value.clone(),
+        };
+        let msp_id = match &organization.msp_id {
+            Some(msp_id) => {
+                let value = &msp_id.value;
+                if value.is_empty()
+                    || value.contains(':')
+                    || value.chars().any(char::is_whitespace)
+                    || value.chars().any(char::is_control)
+                {
+                    checker.at(
+                        msp_id,
+                        format!("MSP id `{}` of organization `{}` is not valid", value.escape_debug(), name.value),
+                        "an MSP id is non-empty and has no `:` or whitespace: it is the Basic-auth user name peers present".into(),
+                    );
+                }
+                value.clone()
+            }
+            None => name.value.clone(),
+        };
+        if let Some(other) = msp_ids.get(&msp_id) {
+            let position = organization
+                .msp_id
+                .as_ref()
+                .map_or(Position::of(&name.referenced), |m| {
+                    Position::of(&m.referenced)
+                });
+            checker.error(
+                position,
+                format!("organizations `{other}` and `{}` have the same MSP id `{msp_id}`", name.value),
+                "MSP ids identify organizations to the orchestrator and to peers; give each a distinct `mspId`".into(),
+            );
+        } else {
+            msp_ids.insert(msp_id.clone(), name.value.clone());
+        }
+        if let Some(address) = &organization.address
+            && !(address.starts_with("http://") || address.starts_with("https://"))
+        {
+            checker.at(
+                name,
+                format!("the address `{address}` of organization `{}` has no scheme", name.value),
+                "write it as the backend's `server.defaultDomain`, e.g. `https://api.cluster-1.example.com:443`".into(),
+            );
+        }
+        let values = match &organization.values {
+            Some(values) => {
+                if !values.value.is_object() && !values.value.is_null() {
+                    checker.at(
+                        values,
+                        format!("the `values` of organization `{}` are not a mapping", name.value),
+                        "write Helm values as a mapping, e.g. `values: {server: {replicaCount: 1}}`".into(),
+                    );
+                }
+                values.value.clone()
+            }
+            None => serde_json::Value::Null,
+        };
+        organizations.push(Organization {
+            name: name.value.clone(),
+            msp_id,
+            cluster,
+            channels: Vec::new(),
+            address: organization.address.clone(),
+            values,
+        });
+    }
+
+    // Channels.
+    if raw.channels.is_empty() {
+        checker.error(
+            Position::START,
+            "the scenario declares no channels".into(),
+            "organizations exchange assets within channels; add e.g. `channels: {our-channel: [ingen, biotechnica]}`".into(),
+        );
+    }
+    let mut channels = Vec::new();
+    for (name, members) in &raw.channels {
+        checker.label(name, "channel", 63);
+        if members.is_empty() {
+            checker.at(
+                name,
+                format!("channel `{}` has no members", name.value),
+                organization_hint(),
+            );
+        }
+        let mut seen = HashSet::new();
+        let mut channel_members = Vec::new();
+        for member in members {
+            if !organization_names.contains(member.value.as_str()) {
+                checker.at(
+                    member,
+                    format!(
+                        "channel `{}` lists `{}`, which is not a declared organization",
+                        name.value, member.value
+                    ),
+                    organization_hint(),
+                );
+            } else if !seen.insert(member.value.as_str()) {
+                checker.at(
+                    member,
+                    format!("channel `{}` lists `{}` twice", name.value, member.value),
+                    "list each member once".into(),
+                );
+            } else {
+                channel_members.push(member.value.clone());
+            }
+        }
+        for member in &channel_members {
+            if let Some(organization) = organizations.iter_mut().find(|o| &o.name == member) {
+                organization.channels.push(name.value.clone());
+            }
+        }
+        channels.push(Channel {
+            name: name.value.clone(),
+            members: channel_members,
+        });
+    }
+    for (name, _) in &raw.organizations {
+        let organization = organizations.iter().find(|o| o.name == name.value);
+        if organization.is_some_and(|o| o.channels.is_empty()) && !raw.channels.is_empty() {
+            checker.at(
+                name,
+                format!("organization `{}` is a member of no channel", name.value),
+                "a backend registers with the orchestrator per channel; add it to a channel's member list".into(),
+            );
+        }
+    }
+    let share_channel = |a: &str, b: &str| {
+        channels
+            .iter()
+            .any(|c| c.members.iter().any(|m| m == a) && c.members.iter().any(|m| m == b))
+    };
+
+    // Links.
+    let mode = raw.links.as_ref().and_then(|l| l.mode.as_ref());
+    let links_mode = mode.map_or(LinkMode::Channels, |m| m.value);
+    let self_links = raw
+        .links
+        .as_ref()
+        .and_then(|l| l.self_links)
+        .unwrap_or(true);
+    let mut pairs = Vec::new();
+    let raw_pairs = raw.links.as_ref().and_then(|l| l.pairs.as_ref());
+    match (links_mode, raw_pairs) {
+        (LinkMode::Explicit, None) => {
+            let position = mode.map_or(Position::START, |m| Position::of(&m.referenced));
+            checker.error(
+                position,
+                "`links.mode: explicit` needs `links.pairs`".into(),
+                "list the linked pairs, e.g. `pairs: [[ingen, biotechnica]]`".into(),
+            );
+        }
+        (LinkMode::Explicit, Some(raw_pairs)) => {
+            let mut seen = HashSet::new();
+            for pair in raw_pairs {
+                let [a, b] = pair.value.as_slice() else {
+                    checker.at(
+                        pair,
+                        format!("a pair has {} organizations", pair.value.len()),
+                        "a pair is two organizations, e.g. `[ingen, biotechnica]`".into(),
+                    );
+                    continue;
+                };
+                let mut known = true;
+                for member in [a, b] {
+                    if !organization_names.contains(member.value.as_str()) {
+                        checker.at(
+                            member,
+                            format!(
+                                "pair names `{}`, which is not a declared organization",
+                                member.value
+                            ),
+                            organization_hint(),
+                        );
+                        known = false;
+                    }
+                }
+                if !known {
+                    continue;
+                }
+                if a.value == b.value {
+                    checker.at(
+                        pair,
+                        format!("`[{0}, {0}]` pairs an organization with itself", a.value),
+                        "self links come from `links.self` (default true); list only pairs of two organizations".into(),
+                    );
+                    continue;
+                }
+                let key = if a.value < b.value {
+                    (a.value.clone(), b.value.clone())
+                } else {
+                    (b.value.clone(), a.value.clone())
+                };
+                if !seen.insert(key) {
+                    checker.at(
+                        pair,
+                        format!("the pair `[{}, {}]` is listed twice", a.value, b.value),
+                        "list each unordered pair once".into(),
+                    );
+                    continue;
+                }
+                if !share_channel(&a.value, &b.value) {
+                    checker.at(
+                        pair,
+                        format!("`{}` and `{}` share no channel", a.value, b.value),
+                        "linked organizations exchange assets in a channel they both belong to; add both to one".into(),
+                    );
+                    continue;
+                }
+                pairs.push((a.value.clone(), b.value.clone()));
+            }
+        }
+        (_, Some(raw_pairs)) => {
+            if let Some(first) = raw_pairs.first() {
+                checker.at(
+                    first,
+                    "`links.pairs` is only used with `links.mode: explicit`".into(),
+                    "set `mode: explicit`, or remove `pairs`".into(),
+                );
+            }
+        }
+        (LinkMode::Full, None) => {
+            'outer: for (i, a) in organizations.iter().enumerate() {
+                for b in &organizations[i + 1..] {
+                    if !a.channels.is_empty()
+                        && !b.channels.is_empty()
+                        && !share_channel(&a.name, &b.name)
+                    {
+                        let position =
+                            mode.map_or(Position::START, |m| Position::of(&m.referenced));
+                        checker.error(
+                            position,
+                            format!(
+                                "`links.mode: full` links `{}` and `{}`, which share no channel",
+                                a.name, b.name
+                            ),
+                            "use `mode: channels`, or add every organization to a common channel"
+                                .into(),
+                        );
+                        break 'outer;
+                    }
+                }
+            }
+        }
+        (LinkMode::Channels, None) => {}
+    }
+
+    // Steps.
+    let steps: Vec<StepName> = match &raw.steps {
+        Some(steps) => {
+            check_steps(checker, steps);
+            steps.iter().map(|s| s.value).collect()
+        }
+        None => vec![StepName::Deploy, StepName::Link, StepName::Verify],
+    };
+
+    let faults = raw
+        .faults
+        .iter()
+        .flatten()
+        .filter_map(|fault| {
+            let position = Position::of(&fault.referenced);
+            let org = |name: &Name, checker: &mut Checker<'_>| {
+                let ok = organization_names.contains(name.value.as_str());
+                if !ok {
+                    checker.at(
+                        name,
+                        format!(
+                            "the fault names `{}`, which is not a declared organization",
+                            name.value
+                        ),
+                        organization_hint(),
+                    );
+                }
+                ok
+            };
+            let value = match &fault.value {
+                RawFault::WrongSecret(d)
+                | RawFault::MissingIncoming(d)
+                | RawFault::MissingOutgoing(d) => {
+                    let known = org(&d.from, checker) & org(&d.to, checker);
+                    if !known {
+                        return None;
+                    }
+                    let (from, to) = (d.from.value.clone(), d.to.value.clone());
+                    match &fault.value {
+                        RawFault::WrongSecret(_) => Fault::WrongSecret { from, to },
+                        RawFault::MissingIncoming(_) => Fault::MissingIncoming { from, to },
+                        _ => Fault::MissingOutgoing { from, to },
+                    }
+                }
+                RawFault::ChannelOnIncoming(at) => {
+                    if !org(&at.at, checker) {
+                        return None;
+                    }
+                    Fault::ChannelOnIncoming {
+                        at: at.at.value.clone(),
+                    }
+                }
+                RawFault::Partition(d) => {
+                    let mut known = true;
+                    for cluster in [&d.from, &d.to] {
+                        if !cluster_names.contains(cluster.value.as_str()) {
+                            checker.at(
+                                cluster,
+                                format!(
+                                    "the partition names `{}`, which is not a declared cluster",
+                                    cluster.value
+                                ),
+                                cluster_hint(),
+                            );
+                            known = false;
+                        }
+                    }
+                    if !known {
+                        return None;
+                    }
+                    if d.from.value == d.to.value {
+                        checker.at(
+                            &d.to,
+                            format!(
+                                "a partition from `{0}` to `{0}` cuts a cluster from itself",
+                                d.from.value
+                            ),
+                            "a partition is between two different clusters".into(),
+                        );
+                        return None;
+                    }
+                    Fault::Partition {
+                        from: d.from.value.clone(),
+                        to: d.to.value.clone(),
+                    }
+                }
+                RawFault::ClusterDown(down) => {
+                    if !cluster_names.contains(down.cluster.value.as_str()) {
+                        checker.at(
+                            &down.cluster,
+                            format!(
+                                "`cluster-down` names `{}`, which is not a declared cluster",
+                                down.cluster.value
+                            ),
+                            cluster_hint(),
+                        );
+                        return None;
+                    }
+                    Fault::ClusterDown {
+                        cluster: down.cluster.value.clone(),
+                    }
+                }
+            };
+            Some(Located { value, position })
+        })
+        .collect();
+
+    let expectations = raw
+        .expect
+        .iter()
+        .flatten()
+        .filter_map(|expectation| {
+            let mut known = true;
+            for name in [&expectation.from, &expectation.to] {
+                if !organization_names.contains(name.value.as_str()) {
+                    checker.at(name, format!("the expectation names `{}`, which is not a declared organization", name.value), organization_hint());
+                    known = false;
+                }
+            }
+            if expectation.reach.is_none() && expectation.auth.is_none() {
+                checker.at(&expectation.from, "the expectation sets neither `reach` nor `auth`".into(), "add `reach: 200 | error | absent` or `auth: accepted | rejected | error | absent`".into());
+                known = false;
+            }
+            let reach = expectation.reach.as_ref().map(|reach| match reach.value {
+                RawReach::Status(code) => {
+                    if !(100..=599).contains(&code) {
+                        checker.at(reach, format!("`{code}` is not an HTTP status"), "use a status between 100 and 599, `error` or `absent`".into());
+                    }
+                    Reach::Status(code)
+                }
+                RawReach::Word(ReachWord::Error) => Reach::Error,
+                RawReach::Word(ReachWord::Absent) => Reach::Absent,
+            });
+            known.then(|| Located {
+                value: Expectation {
+                    from: expectation.from.value.clone(),
+                    to: expectation.to.value.clone(),
+                    reach,
+                    auth: expectation.auth.as_ref().map(|a| a.value),
+                },
+                position: Position::of(&expectation.from.referenced),
+            })
+        })
+        .collect();
+
+    Scenario {
+        file: file.to_path_buf(),
+        name: raw.name.value,
+        description: raw.description,
+        provider: raw.provider.map(|p| p.value),
+        charts,
+        clusters,
+        orchestrator_cluster,
+        channels,
+        organizations,
+        links: Links {
+            mode: links_mode,
+            self_links,
+            pairs,
+        },
+        steps,
+        faults,
+        expectations,
+    }
+}
+
+fn check_chart(
+    checker: &mut Checker<'_>,
+    raw: Option<&RawChart>,
+    default_version: &str,
+    base: &Path,
+    is_backend: bool,
+) -> Chart {
+    let default = || Chart {
+        version: default_version
+            .parse()
+            .unwrap_or(ChartVersion::new(0, 0, 0)),
+        source: ChartSource::Repository(charts::DEFAULT_CHART_REPO.to_owned()),
+    };
+    let Some(raw) = raw else {
+        return default();
+    };
+    let version = match &raw.version {
+        Some(text) => match text.value.parse::<ChartVersion>() {
+            Ok(version) => {
+                if is_backend && version < ChartVersion::OLDEST_SUPPORTED_BACKEND {
+                    checker.at(
+                        text,
+                        format!("backend chart {version} predates the migrations Job and `incomingOrganizations`"),
+                        format!("use a backend chart of at least {}; the latest known-good is {}", ChartVersion::OLDEST_SUPPORTED_BACKEND, charts::DEFAULT_BACKEND_CHART),
+                    );
+                }
+                version
+            }
+            Err(error) => {
+                checker.at(
+                    text,
+                    error.to_string(),
+                    format!("e.g. `version: {default_version}`"),
+                );
+                default().version
+            }
+        },
+        None => {
+            if let Some(path) = &raw.path {
+                checker.at(
+                    path,
+                    "a chart given by `path` needs a `version` too".into(),
+                    "orgmesh derives the backend's account behaviour from the chart version; add `version: X.Y.Z`".into(),
+                );
+            }
+            default().version
+        }
+    };
+    let source = match (&raw.repo, &raw.path) {
+        (Some(_), Some(path)) => {
+            checker.at(
+                path,
+                "a chart has either `repo` or `path`, not both".into(),
+                "keep one of them".into(),
+            );
+            ChartSource::Path(base.join(&path.value))
+        }
+        (_, Some(path)) => ChartSource::Path(base.join(&path.value)),
+        (Some(repo), None) => ChartSource::Repository(repo.clone()),
+        (None, None) => ChartSource::Repository(charts::DEFAULT_CHART_REPO.to_owned()),
+    };
+    Chart { version, source }
+}
+
+fn check_steps(checker: &mut Checker<'_>, steps: &[Spanned<StepName>]) {
+    let Some(first) = steps.first() else {
+        checker.error(
+            Position::START,
+            "`steps` is empty".into(),
+            "use e.g. `steps: [deploy, link, verify]`".into(),
+        );
+        return;
+    };
+    if !matches!(first.value, StepName::Deploy | StepName::DeployLinked) {
+        checker.at(
+            first,
+            "the first step must install the releases".into(),
+            "start with `deploy` (then `link`) or `deploy-linked`".into(),
+        );
+    }
+    let mut deployed = false;
+    for step in steps {
+        match step.value {
+            StepName::Deploy | StepName::DeployLinked => {
+                if deployed {
+                    checker.at(
+                        step,
+                        "the releases are installed twice".into(),
+                        "use `deploy` or `deploy-linked` once, at the start".into(),
+                    );
+                }
+                deployed = true;
+            }
+            StepName::Link | StepName::Verify => {}
+        }
+    }
+}
+
+impl std::fmt::Display for Reach {
+    /// As report.json writes it: the status code, `error` or `absent`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Status(code) => write!(f, "{code}"),
+            Self::Error => f.write_str("error"),
+            Self::Absent => f.write_str("absent"),
+        }
+    }
+}
+
+impl std::fmt::Display for AuthOutcome {
+    /// As report.json writes it: `accepted`, `rejected`, `error` or `absent`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+            Self::Error => "error",
+            Self::Absent => "absent",
+        })
+    }
+}
