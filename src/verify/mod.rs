@@ -4,5 +4,9 @@
 //! table parser, the credential probe, classification against expectations and polling — is
 //! here.
 
+pub mod observe;
+pub mod poll;
 pub mod probe;
 pub mod table;
+
+pub use poll::{LastOutputs, Pacer, Source, Target, VerifyOptions, verify_source};
