@@ -36,7 +36,10 @@ pub(crate) fn write_file(path: &std::path::Path, contents: &str) -> Result<(), R
         path: path.to_path_buf(),
         source,
     };
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent).map_err(write_error)?;
     }
     std::fs::write(path, contents).map_err(write_error)

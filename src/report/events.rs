@@ -21,10 +21,19 @@ pub enum Event {
     },
     /// A phase (`clusters`, `deploy`, `link`, `verify`...) began; `total` is how many
     /// organizations or clusters it works on.
-    PhaseStarted { phase: String, total: usize },
-    PhaseFinished { phase: String, duration: Duration },
+    PhaseStarted {
+        phase: String,
+        total: usize,
+    },
+    PhaseFinished {
+        phase: String,
+        duration: Duration,
+    },
     /// A cluster is up and its organizations can be addressed at `address`.
-    ClusterReady { cluster: String, address: String },
+    ClusterReady {
+        cluster: String,
+        address: String,
+    },
     OrganizationStarted {
         organization: String,
         action: Action,
@@ -35,11 +44,15 @@ pub enum Event {
         outcome: Outcome,
     },
     /// Something the user should know that does not stop the run.
-    Warning { message: String },
+    Warning {
+        message: String,
+    },
     /// The first Ctrl-C: no new work starts and teardown begins; a second one exits at once.
     Interrupted,
     TeardownStarted,
-    TeardownFinished { duration: Duration },
+    TeardownFinished {
+        duration: Duration,
+    },
 }
 
 /// What the runner does to one organization.

@@ -1,7 +1,7 @@
 //! Reports used by the tests of every reporter, so the terminal, JSON and JUnit snapshots
 //! describe the same runs.
 
-use super::model::{CheckKind, CheckResult, Charts, Phase, Report};
+use super::model::{Charts, CheckKind, CheckResult, Phase, Report};
 
 /// A check that met a healthy expectation.
 pub fn healthy(check: CheckKind, from: &str, to: &str) -> CheckResult {
@@ -132,7 +132,13 @@ pub fn three_organizations() -> Report {
     // missing-outgoing {from: biotechnica, to: tyrell}: no row, so nothing to probe.
     replace(
         &mut checks,
-        observed(CheckKind::Reach, "biotechnica", "tyrell", "absent", "absent"),
+        observed(
+            CheckKind::Reach,
+            "biotechnica",
+            "tyrell",
+            "absent",
+            "absent",
+        ),
     );
     replace(
         &mut checks,

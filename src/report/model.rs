@@ -190,7 +190,9 @@ mod tests {
     #[test]
     fn finds_checks_by_kind_and_link() {
         let report = fixtures::three_organizations();
-        let check = report.check(CheckKind::Auth, "tyrell", "biotechnica").unwrap();
+        let check = report
+            .check(CheckKind::Auth, "tyrell", "biotechnica")
+            .unwrap();
         assert_eq!(check.observed, "rejected");
         assert!(report.check(CheckKind::Auth, "tyrell", "nobody").is_none());
         assert!(report.check(CheckKind::Complete, "ingen", "*").is_some());

@@ -125,14 +125,7 @@ impl Progress {
                 run_dir,
                 organizations,
                 links,
-            } => self.run_started(
-                scenario,
-                provider,
-                run_id,
-                run_dir,
-                *organizations,
-                *links,
-            ),
+            } => self.run_started(scenario, provider, run_id, run_dir, *organizations, *links),
             Event::PhaseStarted { phase, total } => self.phase_started(phase, *total),
             Event::PhaseFinished { phase, duration } => self.phase_finished(phase, *duration),
             Event::ClusterReady { cluster, address } => {

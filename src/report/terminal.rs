@@ -5,6 +5,7 @@
 //! logs, `NO_COLOR` users and screen readers see no colour; colour only repeats what the text
 //! already says.
 
+// Writing into a `String` cannot fail, so the `fmt::Result`s below are discarded with `let _`.
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -80,6 +81,9 @@ const MAXIMUM_PREFIX: usize = 6;
 const LEGEND: &str = "legend: ok = healthy link, ok* = fault expected and detected, \
                       FAIL = expectation not met, · = no link checked";
 
+const COMPACT_LEGEND: &str = "legend: ok = healthy link, ok* = fault expected and detected, \
+                              FAIL = expectation not met";
+
 /// Renders the end-of-run summary; see the module documentation for its parts.
 pub fn render_summary(report: &Report, style: Style) -> String {
     let mut output = String::new();
@@ -113,17 +117,21 @@ pub fn render_summary(report: &Report, style: Style) -> String {
         if organizations.len() > MAXIMUM_GRID_ORGANIZATIONS {
             output.push('\n');
             render_compact(&mut output, report, style);
+            let _ = writeln!(output, "\n{COMPACT_LEGEND}");
         } else {
             let (rows, columns) = rows_and_columns(report);
             let labels = ColumnLabels::new(&rows, &columns);
+            if let Some(note) = labels.note() {
+                let _ = writeln!(output, "\n{note}");
+            }
             for (kind, title) in grid_kinds {
                 if report.checks.iter().any(|check| check.check == kind) {
                     let _ = writeln!(output, "\n{title}:");
                     render_grid(&mut output, report, kind, &rows, &columns, &labels, style);
                 }
             }
+            let _ = writeln!(output, "\n{LEGEND}");
         }
-        let _ = writeln!(output, "\n{LEGEND}");
     }
 
     let incomplete: Vec<&CheckResult> = report
@@ -161,7 +169,10 @@ pub fn render_failures(report: &Report, style: Style) -> String {
                 check.name(),
                 or_nothing(&check.expected),
                 or_nothing(&check.observed),
-                plural(usize::try_from(check.attempts).unwrap_or(usize::MAX), "attempt"),
+                plural(
+                    usize::try_from(check.attempts).unwrap_or(usize::MAX),
+                    "attempt"
+                ),
                 format_duration(check.duration()),
             );
             if let Some(detail) = &check.detail {
@@ -266,44 +277,79 @@ fn rows_and_columns(report: &Report) -> (Vec<&str>, Vec<&str>) {
     (rows.into_iter().collect(), columns.into_iter().collect())
 }
 
-/// How the grid names its columns: full names when they fit, else the shortest prefix that
-/// tells them apart, else numbers that the row labels repeat.
+/// How the grid names its columns: full names when they fit; else the shortest prefix that
+/// tells them apart, of the names or of what follows their common prefix (`organization-01`
+/// becomes `01`); else numbers that the row labels repeat.
 #[derive(Debug)]
 enum ColumnLabels {
     Names(Vec<String>),
+    /// Names with a common prefix removed; the grid says which, so no information is lost.
+    WithoutPrefix {
+        prefix: String,
+        labels: Vec<String>,
+    },
     Numbers,
 }
 
 impl ColumnLabels {
     fn new(rows: &[&str], columns: &[&str]) -> Self {
         let row_width = rows.iter().map(|row| width(row)).max().unwrap_or(0);
-        let grid_width = |labels: &[String]| {
-            2 + row_width
-                + labels
-                    .iter()
-                    .map(|label| 2 + width(label).max(CELL_WIDTH))
-                    .sum::<usize>()
-        };
+        let grid_width = 2
+            + row_width
+            + columns
+                .iter()
+                .map(|column| 2 + width(column).max(CELL_WIDTH))
+                .sum::<usize>();
         let full: Vec<String> = columns.iter().map(|&column| column.to_owned()).collect();
-        if grid_width(&full) <= TARGET_WIDTH {
+        if grid_width <= TARGET_WIDTH {
             return Self::Names(full);
         }
-        for length in 3..=MAXIMUM_PREFIX {
-            let prefixes: Vec<String> = columns
+        if let Some(prefixes) = unique_prefixes(columns) {
+            return Self::Names(prefixes);
+        }
+        let prefix = common_prefix(columns);
+        let remainders: Vec<&str> = columns
+            .iter()
+            .map(|column| &column[prefix.len()..])
+            .collect();
+        if columns.len() > 1 && remainders.iter().all(|remainder| !remainder.is_empty()) {
+            let labels = if remainders
                 .iter()
-                .map(|column| column.chars().take(length).collect())
-                .collect();
-            let distinct: IndexSet<&String> = prefixes.iter().collect();
-            if distinct.len() == prefixes.len() {
-                return Self::Names(prefixes);
+                .all(|remainder| width(remainder) <= MAXIMUM_PREFIX)
+            {
+                Some(
+                    remainders
+                        .iter()
+                        .map(|&remainder| remainder.to_owned())
+                        .collect(),
+                )
+            } else {
+                unique_prefixes(&remainders)
+            };
+            if let Some(labels) = labels {
+                return Self::WithoutPrefix {
+                    prefix: prefix.to_owned(),
+                    labels,
+                };
             }
         }
         Self::Numbers
     }
 
+    /// A line explaining the labels, when they are not the organizations' names.
+    fn note(&self) -> Option<String> {
+        match self {
+            Self::Names(_) => None,
+            Self::WithoutPrefix { prefix, .. } => Some(format!(
+                "columns: names without their common prefix {prefix:?}"
+            )),
+            Self::Numbers => Some("columns: numbered as the rows".to_owned()),
+        }
+    }
+
     fn labels(&self, columns: &[&str]) -> Vec<String> {
         match self {
-            Self::Names(names) => names.clone(),
+            Self::Names(labels) | Self::WithoutPrefix { labels, .. } => labels.clone(),
             Self::Numbers => (1..=columns.len()).map(|index| index.to_string()).collect(),
         }
     }
@@ -312,12 +358,48 @@ impl ColumnLabels {
     /// numbered, so the grid stays readable without a separate key.
     fn row_label(&self, row: &str, columns: &[&str]) -> String {
         match self {
-            Self::Names(_) => row.to_owned(),
+            Self::Names(_) | Self::WithoutPrefix { .. } => row.to_owned(),
             Self::Numbers => match columns.iter().position(|column| *column == row) {
                 Some(index) => format!("{:>2} {row}", index + 1),
                 None => format!("   {row}"),
             },
         }
+    }
+}
+
+/// The shortest prefixes, at least 3 and at most [`MAXIMUM_PREFIX`] characters, that tell the
+/// names apart; `None` when none that short do.
+fn unique_prefixes(names: &[&str]) -> Option<Vec<String>> {
+    (3..=MAXIMUM_PREFIX).find_map(|length| {
+        let prefixes: Vec<String> = names
+            .iter()
+            .map(|name| name.chars().take(length).collect())
+            .collect();
+        let distinct: IndexSet<&String> = prefixes.iter().collect();
+        (distinct.len() == prefixes.len()).then_some(prefixes)
+    })
+}
+
+/// The prefix all names share, cut back to just after its last `-`, `_` or `.` when it has
+/// one, so `organization-01` and `organization-02` share `organization-`, not `organization-0`.
+fn common_prefix<'name>(names: &[&'name str]) -> &'name str {
+    let Some((first, rest)) = names.split_first() else {
+        return "";
+    };
+    let mut length = first.len();
+    for name in rest {
+        length = first
+            .char_indices()
+            .zip(name.chars())
+            .take_while(|((_, left), right)| left == right)
+            .last()
+            .map_or(0, |((index, character), _)| index + character.len_utf8())
+            .min(length);
+    }
+    let prefix = &first[..length];
+    match prefix.rfind(['-', '_', '.']) {
+        Some(index) => &prefix[..=index],
+        None => prefix,
     }
 }
 
@@ -353,7 +435,11 @@ fn render_grid(
         .iter()
         .map(|row| labels.row_label(row, columns))
         .collect();
-    let row_width = row_labels.iter().map(|label| width(label)).max().unwrap_or(0);
+    let row_width = row_labels
+        .iter()
+        .map(|label| width(label))
+        .max()
+        .unwrap_or(0);
 
     let mut line = format!("  {}", " ".repeat(row_width));
     for (header, column_width) in headers.iter().zip(&widths) {
@@ -500,7 +586,7 @@ mod tests {
     }
 
     #[test]
-    fn eight_organizations_abbreviate_the_columns() {
+    fn eight_numbered_organizations_drop_their_common_prefix() {
         insta::assert_snapshot!(render_summary(
             &fixtures::many_organizations(8),
             Style::plain()
@@ -510,7 +596,10 @@ mod tests {
     #[test]
     fn twenty_organizations_use_the_compact_form() {
         let summary = render_summary(&fixtures::many_organizations(20), Style::plain());
-        assert!(!summary.contains("·"), "no grid expected:\n{summary}");
+        assert!(
+            !summary.contains("reach (the row"),
+            "no grid expected:\n{summary}"
+        );
         insta::assert_snapshot!(summary);
     }
 
@@ -525,14 +614,53 @@ mod tests {
     }
 
     #[test]
-    fn numbers_columns_when_prefixes_do_not_tell_them_apart() {
-        let organizations = ["organization-alpha-1", "organization-alpha-2"];
+    fn eight_named_organizations_abbreviate_to_prefixes() {
+        let names = [
+            "ingen",
+            "biotechnica",
+            "tyrell",
+            "weyland-yutani",
+            "cyberdyne",
+            "umbrella",
+            "aperture",
+            "massive-dynamic",
+        ];
+        let mut checks = Vec::new();
+        for from in names {
+            for kind in [CheckKind::Reach, CheckKind::Auth] {
+                // Umbrella links with nobody but itself, to show the empty cells.
+                for to in names
+                    .iter()
+                    .filter(|&&to| (from != "umbrella" && to != "umbrella") || from == to)
+                {
+                    checks.push(fixtures::healthy(kind, from, to));
+                }
+            }
+        }
+        let mut report = fixtures::two_organizations();
+        report.scenario = "eight-organizations".to_owned();
+        report.checks = checks;
+        insta::assert_snapshot!(render_summary(&report, Style::plain()));
+    }
+
+    #[test]
+    fn numbers_columns_when_nothing_shorter_tells_them_apart() {
+        let organizations = ["x-aaaaaaa1", "x-aaaaaaa2", "x-bbbbbbbb"];
         let labels = ColumnLabels::new(&["x".repeat(70).as_str()], &organizations);
         assert!(matches!(labels, ColumnLabels::Numbers));
         assert_eq!(
-            labels.row_label("organization-alpha-2", &organizations),
-            " 2 organization-alpha-2"
+            labels.row_label("x-aaaaaaa2", &organizations),
+            " 2 x-aaaaaaa2"
         );
+    }
+
+    #[rstest]
+    #[case(&["organization-01", "organization-02"], "organization-")]
+    #[case(&["abc1", "abc2"], "abc")]
+    #[case(&["ingen", "biotechnica"], "")]
+    #[case(&["même-a", "même-b"], "même-")]
+    fn finds_common_prefixes(#[case] names: &[&str], #[case] expected: &str) {
+        assert_eq!(common_prefix(names), expected);
     }
 
     #[rstest]
