@@ -28,9 +28,15 @@ impl Style {
     /// Colour when the output is a terminal and the user has not opted out with `NO_COLOR`
     /// (<https://no-color.org>: any non-empty value disables colour).
     pub fn detect(is_terminal: bool) -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+        Self::from_environment(is_terminal, std::env::var_os("NO_COLOR").as_deref())
+    }
+
+    /// [`Style::detect`] with the value of `NO_COLOR` passed in, so it can be tested without
+    /// changing the process environment.
+    pub fn from_environment(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> Self {
+        let is_opted_out = no_color.is_some_and(|value| !value.is_empty());
         Self {
-            color: is_terminal && !no_color,
+            color: is_terminal && !is_opted_out,
         }
     }
 
@@ -661,6 +667,23 @@ mod tests {
     #[case(&["même-a", "même-b"], "même-")]
     fn finds_common_prefixes(#[case] names: &[&str], #[case] expected: &str) {
         assert_eq!(common_prefix(names), expected);
+    }
+
+    #[rstest]
+    #[case(true, None, true)]
+    #[case(true, Some(""), true)]
+    #[case(true, Some("1"), false)]
+    #[case(false, None, false)]
+    fn colour_needs_a_terminal_and_no_no_color(
+        #[case] is_terminal: bool,
+        #[case] no_color: Option<&str>,
+        #[case] expected: bool,
+    ) {
+        let no_color = no_color.map(std::ffi::OsStr::new);
+        assert_eq!(
+            Style::from_environment(is_terminal, no_color).color,
+            expected
+        );
     }
 
     #[rstest]
