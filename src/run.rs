@@ -1,1 +1,488 @@
-//! run (in progress).
+//! The asynchronous executor: a scenario's plan against a provider, with events for the
+//! reporters and a LIFO teardown that always runs (DESIGN §1, STYLE rule 8).
+//!
+//! The runner decides nothing from the reporters: it emits [`Event`]s and collects check
+//! results into a [`Report`]. A failed check is a result, not an error; errors are for the
+//! infrastructure (exit 3), bad input (exit 2) and interruption (exit 130).
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::cli::{create_private_dir, write_private_file, yaml};
+use crate::error::Error;
+use crate::plan::{Plan, Step};
+use crate::provider::{Provider, sim::SimOptions};
+use crate::report::{self, Action, Charts, CheckResult, Event, Outcome, Phase, Report};
+use crate::scenario::{Fault, ProviderName, Scenario};
+use crate::secrets::{self, LinkSecrets, SecretSource};
+use crate::topology::Topology;
+use crate::values::{self, BackendValues};
+use crate::verify::{self, LastOutputs, Pacer, Source, Target, VerifyOptions};
+
+/// A cancellation signal shared by the runner and the Ctrl-C handler.
+#[derive(Clone, Debug)]
+pub struct Cancel {
+    sender: Arc<watch::Sender<bool>>,
+    receiver: watch::Receiver<bool>,
+}
+
+impl Default for Cancel {
+    fn default() -> Self {
+        let (sender, receiver) = watch::channel(false);
+        Self {
+            sender: Arc::new(sender),
+            receiver,
+        }
+    }
+}
+
+impl Cancel {
+    /// Stops new work; running work winds down and teardown runs.
+    pub fn cancel(&self) {
+        self.sender.send_replace(true);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        *self.receiver.borrow()
+    }
+
+    /// Resolves once cancelled.
+    pub async fn cancelled(&self) {
+        let mut receiver = self.receiver.clone();
+        let _ = receiver.wait_for(|cancelled| *cancelled).await;
+    }
+}
+
+/// When to keep the clusters up after the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Keep {
+    #[default]
+    Never,
+    Always,
+    OnFailure,
+}
+
+/// How to run a scenario.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Overrides the scenario's provider.
+    pub provider: Option<ProviderName>,
+    /// Organizations worked on at once.
+    pub jobs: usize,
+    /// The run directory itself; default `<runs_root>/<run id>/`.
+    pub run_dir: Option<PathBuf>,
+    /// Where default run directories go.
+    pub runs_root: PathBuf,
+    /// Extra copies of report.json and junit.xml.
+    pub json: Option<PathBuf>,
+    pub junit: Option<PathBuf>,
+    /// The verify phase's budget, per verify step.
+    pub verify_timeout: Duration,
+    pub secrets: SecretSource,
+    pub keep: Keep,
+    pub cancel: Cancel,
+    pub sim: SimOptions,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            provider: None,
+            jobs: 8,
+            run_dir: None,
+            runs_root: PathBuf::from("orgmesh-runs"),
+            json: None,
+            junit: None,
+            verify_timeout: Duration::from_secs(60),
+            secrets: SecretSource::Os,
+            keep: Keep::Never,
+            cancel: Cancel::default(),
+            sim: SimOptions::default(),
+        }
+    }
+}
+
+/// What a finished run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub report: Report,
+    pub run_dir: PathBuf,
+}
+
+/// A short random run id: 8 lowercase hex characters, so that kind cluster names
+/// `orgmesh-<run>-<cluster>` stay within 50 characters.
+pub fn new_run_id() -> String {
+    let mut bytes = [0u8; 4];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        bytes = nanos.to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Creates the run directory (0700). An existing non-empty directory is refused: it may be
+/// the user's.
+fn prepare_run_dir(directory: &Path) -> Result<(), Error> {
+    if directory.exists() {
+        let empty = fs::read_dir(directory).map(|mut d| d.next().is_none()).unwrap_or(false);
+        if !empty {
+            return Err(Error::usage(
+                format!("the run directory {} exists and is not empty", directory.display()),
+                "orgmesh never writes into a directory it did not create; choose another --run-dir",
+            ));
+        }
+    }
+    create_private_dir(directory)?;
+    fs::set_permissions(directory, std::os::unix::fs::PermissionsExt::from_mode(0o700)).map_err(|e| Error::write(directory, e))
+}
+
+/// Everything the steps need, shared by reference.
+struct Context<'a> {
+    scenario: &'a Scenario,
+    topology: &'a Topology,
+    provider: &'a Provider,
+    documents: &'a [BackendValues],
+    orchestrator_values: &'a Value,
+    options: &'a RunOptions,
+    emit: &'a (dyn Fn(Event) + Sync),
+    secrets: &'a LinkSecrets,
+    run_dir: &'a Path,
+}
+
+/// Runs a validated scenario and returns its report. Teardown always runs.
+pub async fn run(
+    scenario: &Scenario,
+    topology: &Topology,
+    options: &RunOptions,
+    emit: &(dyn Fn(Event) + Sync),
+) -> Result<RunOutcome, Error> {
+    let started_at = SystemTime::now();
+    let started = Instant::now();
+    let provider_name = options.provider.or(scenario.provider).unwrap_or(ProviderName::Sim);
+    if provider_name != ProviderName::Sim {
+        return Err(Error::usage(
+            format!("the {} provider is not available in this version of orgmesh", format!("{provider_name:?}").to_lowercase()),
+            "run on the embedded simulator with `--provider sim`",
+        ));
+    }
+    if let Some(fault) = scenario.faults.iter().find(|f| matches!(f.value, Fault::ClusterDown { .. })) {
+        return Err(Error::usage(
+            format!(
+                "{}:{}:{}: `cluster-down` needs clusters as containers, which the in-process simulator does not have",
+                scenario.file.display(),
+                fault.position.line,
+                fault.position.column
+            ),
+            "remove the fault, or run it where container isolation is available",
+        ));
+    }
+    let run_id = new_run_id();
+    let run_dir = options.run_dir.clone().unwrap_or_else(|| options.runs_root.join(&run_id));
+    prepare_run_dir(&run_dir)?;
+    let values_dir = run_dir.join("values");
+    create_private_dir(&values_dir)?;
+
+    let wrong = scenario.faults.iter().filter_map(|f| match &f.value {
+        Fault::WrongSecret { from, to } => Some((from.as_str(), to.as_str())),
+        _ => None,
+    });
+    let secrets = LinkSecrets::generate(topology, wrong, options.secrets).map_err(|e| Error::infrastructure(e.to_string(), None))?;
+
+    let mut provider = Provider::sim(options.sim.clone());
+    emit(Event::RunStarted {
+        scenario: scenario.name.clone(),
+        provider: provider.name().to_owned(),
+        run_id: run_id.clone(),
+        run_dir: run_dir.clone(),
+        organizations: scenario.organizations.len(),
+        links: topology.links.len(),
+    });
+    let mut phases = Vec::new();
+    let mut checks = Vec::new();
+
+    // Everything from here on has teardown registered: the provider is the only resource.
+    let outcome = async {
+        let phase_started = Instant::now();
+        emit(Event::PhaseStarted { phase: "up".into(), total: scenario.clusters.len() });
+        let clusters = provider.up(scenario).await.map_err(|e| Error::infrastructure(format!("bringing clusters up failed: {e}"), None))?;
+        for (cluster, address) in clusters {
+            emit(Event::ClusterReady { cluster, address });
+        }
+        provider.apply_network_faults(scenario);
+        phases.push(finish_phase("up", phase_started, emit));
+
+        let (documents, warnings) = values::backend_values(scenario, topology, &secrets, &|o| provider.profile(o));
+        for message in warnings {
+            emit(Event::Warning { message });
+        }
+        let orchestrator_values = values::orchestrator_values(scenario);
+        write_values(&values_dir, &documents, &orchestrator_values)?;
+        let context = Context {
+            scenario,
+            topology,
+            provider: &provider,
+            documents: &documents,
+            orchestrator_values: &orchestrator_values,
+            options,
+            emit,
+            secrets: &secrets,
+            run_dir: &run_dir,
+        };
+        let plan = Plan::new(scenario);
+        let mut verify_count = 0;
+        for step in &plan.steps {
+            if options.cancel.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+            let phase_started = Instant::now();
+            let name = match step {
+                Step::Verify => {
+                    verify_count += 1;
+                    if verify_count == 1 { "verify".to_owned() } else { format!("verify-{verify_count}") }
+                }
+                other => other.name().to_owned(),
+            };
+            emit(Event::PhaseStarted { phase: name.clone(), total: scenario.organizations.len() });
+            match step {
+                Step::Deploy { linked } => deploy(&context, *linked, Action::Install).await?,
+                Step::Link => deploy(&context, true, Action::Upgrade).await?,
+                Step::Verify => checks.extend(verify_all(&context).await?),
+            }
+            phases.push(finish_phase(&name, phase_started, emit));
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+
+    let passed = outcome.is_ok() && checks.iter().all(|c: &CheckResult| c.passed) && !checks.is_empty();
+    let keep = match options.keep {
+        Keep::Always => true,
+        Keep::OnFailure => !passed,
+        Keep::Never => false,
+    };
+    if keep && !options.cancel.is_cancelled() {
+        let addresses: Vec<String> = scenario
+            .organizations
+            .iter()
+            .filter_map(|o| provider.address(&o.name).map(|a| format!("{} {a}", o.name)))
+            .collect();
+        emit(Event::Warning {
+            message: format!("keeping the simulated network up ({}); press Ctrl-C to tear it down", addresses.join(", ")),
+        });
+        options.cancel.cancelled().await;
+    }
+    let teardown_started = Instant::now();
+    emit(Event::TeardownStarted);
+    provider.down().await;
+    let teardown = teardown_started.elapsed();
+    emit(Event::TeardownFinished { duration: teardown });
+    phases.push(Phase { name: "teardown".into(), duration_ms: teardown.as_millis() as u64 });
+    outcome?;
+
+    let mut report = Report {
+        scenario: scenario.name.clone(),
+        provider: provider.name().to_owned(),
+        run_id,
+        passed,
+        started_at: report::rfc3339(started_at),
+        duration_ms: started.elapsed().as_millis() as u64,
+        charts: Charts {
+            backend: scenario.charts.backend.version.to_string(),
+            orchestrator: scenario.charts.orchestrator.version.to_string(),
+        },
+        phases,
+        checks,
+    };
+    for check in &mut report.checks {
+        if let Some(detail) = &check.detail {
+            check.detail = Some(secrets::redact(detail, &secrets));
+        }
+    }
+    write_reports(&report, &run_dir, options)?;
+    Ok(RunOutcome { report, run_dir })
+}
+
+fn finish_phase(name: &str, started: Instant, emit: &(dyn Fn(Event) + Sync)) -> Phase {
+    let duration = started.elapsed();
+    emit(Event::PhaseFinished { phase: name.to_owned(), duration });
+    Phase { name: name.to_owned(), duration_ms: duration.as_millis() as u64 }
+}
+
+fn write_values(directory: &Path, documents: &[BackendValues], orchestrator: &Value) -> Result<(), Error> {
+    write_private_file(&directory.join(values::ORCHESTRATOR_FILE), &yaml(orchestrator)?, false)?;
+    let unlinked = directory.join("unlinked");
+    create_private_dir(&unlinked)?;
+    for document in documents {
+        write_private_file(&directory.join(&document.file_name), &yaml(&document.linked)?, false)?;
+        write_private_file(&unlinked.join(&document.file_name), &yaml(&document.unlinked())?, false)?;
+    }
+    Ok(())
+}
+
+fn write_reports(report: &Report, run_dir: &Path, options: &RunOptions) -> Result<(), Error> {
+    let report_error = |e: report::ReportError| Error::infrastructure(format!("cannot write the report: {e}"), None);
+    report::write_json(report, &run_dir.join("report.json")).map_err(report_error)?;
+    report::write_junit(report, &run_dir.join("junit.xml")).map_err(report_error)?;
+    if let Some(path) = &options.json {
+        report::write_json(report, path).map_err(report_error)?;
+    }
+    if let Some(path) = &options.junit {
+        report::write_junit(report, path).map_err(report_error)?;
+    }
+    Ok(())
+}
+
+/// Installs the orchestrator (on the first deploy), then every backend, at most `jobs` at a
+/// time; `linked` chooses the complete or the link-less values.
+async fn deploy(context: &Context<'_>, linked: bool, action: Action) -> Result<(), Error> {
+    let chart = context.scenario.charts.backend.version;
+    if action == Action::Install {
+        context
+            .provider
+            .install_orchestrator(context.scenario.charts.orchestrator.version, context.orchestrator_values)
+            .await
+            .map_err(|e| Error::infrastructure(format!("installing the orchestrator failed: {e}"), None))?;
+    }
+    let results = futures::stream::iter(context.documents.iter())
+        .take_while(|_| std::future::ready(!context.options.cancel.is_cancelled()))
+        .map(|document| async move {
+            let started = Instant::now();
+            (context.emit)(Event::OrganizationStarted { organization: document.organization.clone(), action });
+            let values = if linked { document.linked.clone() } else { document.unlinked() };
+            let result = tokio::select! {
+                result = context.provider.install_backend(&document.organization, chart, &values) => result.map_err(|e| e.to_string()),
+                () = context.options.cancel.cancelled() => Err("interrupted".to_owned()),
+            };
+            let outcome = match &result {
+                Ok(()) => Outcome::Done { duration: started.elapsed() },
+                Err(message) => Outcome::Failed { duration: started.elapsed(), message: secrets::redact(message, context.secrets) },
+            };
+            (context.emit)(Event::OrganizationFinished { organization: document.organization.clone(), action, outcome });
+            (document.organization.clone(), result)
+        })
+        .buffer_unordered(context.options.jobs.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    if context.options.cancel.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
+    let failures: Vec<String> = results
+        .into_iter()
+        .filter_map(|(organization, result)| result.err().map(|e| format!("{organization}: {}", secrets::redact(&e, context.secrets))))
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::infrastructure(
+            format!("{} of backend {} failed: {}", action, if failures.len() == 1 { "release" } else { "releases" }, failures.join("; ")),
+            Some("the organization's values are in the run directory's values/; chart and orchestrator errors are quoted above".into()),
+        ))
+    }
+}
+
+/// The lowest anonymous throttle among the organizations (`config.DEFAULT_THROTTLE_RATES`).
+fn lowest_throttle(documents: &[BackendValues]) -> u32 {
+    documents
+        .iter()
+        .filter_map(|d| d.linked.pointer("/config/DEFAULT_THROTTLE_RATES"))
+        .filter_map(|v| v.as_str().and_then(|s| s.trim().parse().ok()).or_else(|| v.as_u64().map(|n| n as u32)))
+        .min()
+        .unwrap_or(40)
+}
+
+/// Verifies every organization's outgoing links; writes diagnostics for organizations with a
+/// failed check.
+async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
+    let scenario = context.scenario;
+    let msp: HashMap<&str, &str> = scenario.organizations.iter().map(|o| (o.name.as_str(), o.msp_id.as_str())).collect();
+    let missing_outgoing: std::collections::HashSet<(&str, &str)> = scenario
+        .faults
+        .iter()
+        .filter_map(|f| match &f.value {
+            Fault::MissingOutgoing { from, to } => Some((from.as_str(), to.as_str())),
+            _ => None,
+        })
+        .collect();
+    let sources: Vec<Source> = scenario
+        .organizations
+        .iter()
+        .map(|organization| Source {
+            name: organization.name.clone(),
+            cluster: organization.cluster.clone(),
+            targets: context
+                .topology
+                .links_from(&organization.name)
+                .map(|link| Target {
+                    name: link.to.clone(),
+                    msp_id: msp.get(link.to.as_str()).map_or(link.to.clone(), |m| (*m).to_owned()),
+                    expected: link.expected,
+                    listed: !missing_outgoing.contains(&(link.from.as_str(), link.to.as_str())),
+                })
+                .collect(),
+        })
+        .collect();
+    let pacer = Pacer::new(scenario.clusters.iter().map(|c| c.name.as_str()), lowest_throttle(context.documents));
+    let options = VerifyOptions {
+        deadline: Instant::now() + context.options.verify_timeout,
+        stable_attempts: 3,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(2),
+    };
+    let cancel = &context.options.cancel;
+    let pacer = &pacer;
+    let options = &options;
+    let results: Vec<(String, Vec<CheckResult>, LastOutputs)> = futures::stream::iter(sources.iter())
+        .take_while(|_| std::future::ready(!cancel.is_cancelled()))
+        .map(|source| async move {
+            let started = Instant::now();
+            (context.emit)(Event::OrganizationStarted { organization: source.name.clone(), action: Action::Verify });
+            let (checks, outputs) = verify::verify_source(context.provider, source, pacer, options, cancel).await;
+            let failed = checks.iter().filter(|c| !c.passed).count();
+            let outcome = if failed == 0 {
+                Outcome::Done { duration: started.elapsed() }
+            } else {
+                Outcome::Failed { duration: started.elapsed(), message: format!("{failed} of {} checks did not meet their expectation", checks.len()) }
+            };
+            (context.emit)(Event::OrganizationFinished { organization: source.name.clone(), action: Action::Verify, outcome });
+            (source.name.clone(), checks, outputs)
+        })
+        .buffer_unordered(context.options.jobs.max(1))
+        .collect()
+        .await;
+    if cancel.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
+    // Keep the scenario's order, whatever order the organizations finished in.
+    let order: HashMap<&str, usize> = scenario.organizations.iter().enumerate().map(|(i, o)| (o.name.as_str(), i)).collect();
+    let mut results = results;
+    results.sort_by_key(|(name, _, _)| order.get(name.as_str()).copied().unwrap_or(usize::MAX));
+    let mut all = Vec::new();
+    for (organization, mut checks, outputs) in results {
+        if checks.iter().any(|c| !c.passed) {
+            let relative = format!("diagnostics/{organization}/");
+            write_diagnostics(&context.run_dir.join(&relative), &outputs, context.secrets)?;
+            for check in checks.iter_mut().filter(|c| !c.passed) {
+                check.diagnostics = Some(relative.clone());
+            }
+        }
+        all.extend(checks);
+    }
+    Ok(all)
+}
+
+/// What a failing organization showed on its last attempt, redacted.
+fn write_diagnostics(directory: &Path, outputs: &LastOutputs, secrets: &LinkSecrets) -> Result<(), Error> {
+    create_private_dir(directory)?;
+    let table = directory.join("get_outgoing_organization.txt");
+    let probe = directory.join("credential-probe.txt");
+    write_private_file(&table, &secrets::redact(&outputs.table, secrets), true)?;
+    write_private_file(&probe, &secrets::redact(&outputs.probe, secrets), true)?;
+    Ok(())
+}
