@@ -55,6 +55,63 @@ pub enum Command {
     },
     /// Print the JSON Schema of the scenario format (for editor completion).
     Schema,
+    /// Bring the network up, link it, check every directed link, report, tear down.
+    Run(RunArgs),
+}
+
+/// `orgmesh run` as typed.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[arg(value_name = "SCENARIO")]
+    pub scenario: PathBuf,
+    /// Where to run: sim (default), kind, existing, k3s. Wins over the scenario's `provider`.
+    #[arg(long, value_name = "P")]
+    pub provider: Option<String>,
+    /// Keep the network up after the run until Ctrl-C.
+    #[arg(long, conflicts_with = "keep_on_failure")]
+    pub keep: bool,
+    /// Keep the network up after a failed run until Ctrl-C.
+    #[arg(long)]
+    pub keep_on_failure: bool,
+    /// Organizations installed or verified at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
+    /// The run directory itself (default ./orgmesh-runs/<run id>/).
+    #[arg(long, value_name = "D")]
+    pub run_dir: Option<PathBuf>,
+    /// Also write the JUnit report here.
+    #[arg(long, value_name = "F")]
+    pub junit: Option<PathBuf>,
+    /// Also write report.json here.
+    #[arg(long, value_name = "F")]
+    pub json: Option<PathBuf>,
+    /// Budget of each verify step, e.g. 30s or 5m.
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Derive secrets from this seed instead of the OS generator (reproducible; tests only).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Print only warnings and the summary.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration like 30s or 5m: {e}"))
+}
+
+fn parse_provider(text: &str) -> Result<scenario::ProviderName, Error> {
+    match text {
+        "sim" => Ok(scenario::ProviderName::Sim),
+        "kind" => Ok(scenario::ProviderName::Kind),
+        "existing" => Ok(scenario::ProviderName::Existing),
+        "k3s" => Ok(scenario::ProviderName::K3s),
+        other => Err(Error::usage(
+            format!("`{other}` is not a provider"),
+            "use one of sim, kind, existing, k3s",
+        )),
+    }
 }
 
 /// Whether stderr gets colour: a terminal, and `NO_COLOR` unset or empty.
@@ -101,6 +158,7 @@ pub fn run(cli: Cli) -> i32 {
             println!("{}", scenario::schema::schema_json());
             Ok(())
         }
+        Command::Run(arguments) => return run_command(arguments),
     };
     match result {
         Ok(()) => exit_codes::OK,
@@ -261,4 +319,94 @@ fn render(path: &Path, out: &Path, seed: Option<u64>, force: bool) -> Result<(),
 pub fn yaml(document: &serde_json::Value) -> Result<String, Error> {
     values::to_yaml(document)
         .map_err(|e| Error::infrastructure(format!("cannot write values as YAML: {e}"), None))
+}
+
+fn run_command(arguments: RunArgs) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            report_error(&Error::infrastructure(
+                format!("cannot start the async runtime: {error}"),
+                None,
+            ));
+            return exit_codes::INFRASTRUCTURE;
+        }
+    };
+    let result = runtime.block_on(run_async(arguments));
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            report_error(&error);
+            error.exit_code()
+        }
+    }
+}
+
+async fn run_async(arguments: RunArgs) -> Result<i32, Error> {
+    use crate::report::{Event, Progress, ProgressMode, Style, render_summary};
+    use crate::run::{Keep, RunOptions};
+
+    let (scenario, topology) = load(&arguments.scenario)?;
+    let provider = arguments
+        .provider
+        .as_deref()
+        .map(parse_provider)
+        .transpose()?;
+    let options = RunOptions {
+        provider,
+        jobs: usize::from(arguments.jobs),
+        run_dir: arguments.run_dir.clone(),
+        json: arguments.json.clone(),
+        junit: arguments.junit.clone(),
+        verify_timeout: arguments.timeout,
+        secrets: secret_source(arguments.seed),
+        keep: if arguments.keep {
+            Keep::Always
+        } else if arguments.keep_on_failure {
+            Keep::OnFailure
+        } else {
+            Keep::Never
+        },
+        ..RunOptions::default()
+    };
+    let progress = std::sync::Arc::new(std::sync::Mutex::new(Progress::stderr(
+        ProgressMode::detect(arguments.quiet),
+    )));
+    let emit = {
+        let progress = std::sync::Arc::clone(&progress);
+        move |event: Event| {
+            if let Ok(mut progress) = progress.lock() {
+                progress.handle(&event);
+            }
+        }
+    };
+    // First Ctrl-C: stop new work and tear down. Second: exit at once.
+    let cancel = options.cancel.clone();
+    let interrupt_progress = std::sync::Arc::clone(&progress);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            cancel.cancel();
+            if let Ok(mut progress) = interrupt_progress.lock() {
+                progress.handle(&Event::Interrupted);
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(exit_codes::INTERRUPTED);
+            }
+        }
+    });
+    let outcome = crate::run::run(&scenario, &topology, &options, &emit).await;
+    if let Ok(mut progress) = progress.lock() {
+        progress.finish();
+    }
+    let outcome = outcome?;
+    print!("{}", render_summary(&outcome.report, Style::for_stdout()));
+    println!("run directory: {}", outcome.run_dir.display());
+    Ok(if outcome.report.passed {
+        exit_codes::OK
+    } else {
+        exit_codes::EXPECTATION_NOT_MET
+    })
 }

@@ -121,7 +121,9 @@ pub struct RunOutcome {
 pub fn new_run_id() -> String {
     let mut bytes = [0u8; 4];
     if getrandom::fill(&mut bytes).is_err() {
-        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
         bytes = nanos.to_le_bytes();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -131,16 +133,25 @@ pub fn new_run_id() -> String {
 /// the user's.
 fn prepare_run_dir(directory: &Path) -> Result<(), Error> {
     if directory.exists() {
-        let empty = fs::read_dir(directory).map(|mut d| d.next().is_none()).unwrap_or(false);
+        let empty = fs::read_dir(directory)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
         if !empty {
             return Err(Error::usage(
-                format!("the run directory {} exists and is not empty", directory.display()),
+                format!(
+                    "the run directory {} exists and is not empty",
+                    directory.display()
+                ),
                 "orgmesh never writes into a directory it did not create; choose another --run-dir",
             ));
         }
     }
     create_private_dir(directory)?;
-    fs::set_permissions(directory, std::os::unix::fs::PermissionsExt::from_mode(0o700)).map_err(|e| Error::write(directory, e))
+    fs::set_permissions(
+        directory,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .map_err(|e| Error::write(directory, e))
 }
 
 /// Everything the steps need, shared by reference.
@@ -165,14 +176,24 @@ pub async fn run(
 ) -> Result<RunOutcome, Error> {
     let started_at = SystemTime::now();
     let started = Instant::now();
-    let provider_name = options.provider.or(scenario.provider).unwrap_or(ProviderName::Sim);
+    let provider_name = options
+        .provider
+        .or(scenario.provider)
+        .unwrap_or(ProviderName::Sim);
     if provider_name != ProviderName::Sim {
         return Err(Error::usage(
-            format!("the {} provider is not available in this version of orgmesh", format!("{provider_name:?}").to_lowercase()),
+            format!(
+                "the {} provider is not available in this version of orgmesh",
+                format!("{provider_name:?}").to_lowercase()
+            ),
             "run on the embedded simulator with `--provider sim`",
         ));
     }
-    if let Some(fault) = scenario.faults.iter().find(|f| matches!(f.value, Fault::ClusterDown { .. })) {
+    if let Some(fault) = scenario
+        .faults
+        .iter()
+        .find(|f| matches!(f.value, Fault::ClusterDown { .. }))
+    {
         return Err(Error::usage(
             format!(
                 "{}:{}:{}: `cluster-down` needs clusters as containers, which the in-process simulator does not have",
@@ -184,7 +205,10 @@ pub async fn run(
         ));
     }
     let run_id = new_run_id();
-    let run_dir = options.run_dir.clone().unwrap_or_else(|| options.runs_root.join(&run_id));
+    let run_dir = options
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| options.runs_root.join(&run_id));
     prepare_run_dir(&run_dir)?;
     let values_dir = run_dir.join("values");
     create_private_dir(&values_dir)?;
@@ -193,7 +217,8 @@ pub async fn run(
         Fault::WrongSecret { from, to } => Some((from.as_str(), to.as_str())),
         _ => None,
     });
-    let secrets = LinkSecrets::generate(topology, wrong, options.secrets).map_err(|e| Error::infrastructure(e.to_string(), None))?;
+    let secrets = LinkSecrets::generate(topology, wrong, options.secrets)
+        .map_err(|e| Error::infrastructure(e.to_string(), None))?;
 
     let mut provider = Provider::sim(options.sim.clone());
     emit(Event::RunStarted {
@@ -210,15 +235,21 @@ pub async fn run(
     // Everything from here on has teardown registered: the provider is the only resource.
     let outcome = async {
         let phase_started = Instant::now();
-        emit(Event::PhaseStarted { phase: "up".into(), total: scenario.clusters.len() });
-        let clusters = provider.up(scenario).await.map_err(|e| Error::infrastructure(format!("bringing clusters up failed: {e}"), None))?;
+        emit(Event::PhaseStarted {
+            phase: "clusters".into(),
+            total: scenario.clusters.len(),
+        });
+        let clusters = provider.up(scenario).await.map_err(|e| {
+            Error::infrastructure(format!("bringing clusters up failed: {e}"), None)
+        })?;
         for (cluster, address) in clusters {
             emit(Event::ClusterReady { cluster, address });
         }
         provider.apply_network_faults(scenario);
-        phases.push(finish_phase("up", phase_started, emit));
+        phases.push(finish_phase("clusters", phase_started, emit));
 
-        let (documents, warnings) = values::backend_values(scenario, topology, &secrets, &|o| provider.profile(o));
+        let (documents, warnings) =
+            values::backend_values(scenario, topology, &secrets, &|o| provider.profile(o));
         for message in warnings {
             emit(Event::Warning { message });
         }
@@ -245,11 +276,18 @@ pub async fn run(
             let name = match step {
                 Step::Verify => {
                     verify_count += 1;
-                    if verify_count == 1 { "verify".to_owned() } else { format!("verify-{verify_count}") }
+                    if verify_count == 1 {
+                        "verify".to_owned()
+                    } else {
+                        format!("verify-{verify_count}")
+                    }
                 }
                 other => other.name().to_owned(),
             };
-            emit(Event::PhaseStarted { phase: name.clone(), total: scenario.organizations.len() });
+            emit(Event::PhaseStarted {
+                phase: name.clone(),
+                total: scenario.organizations.len(),
+            });
             match step {
                 Step::Deploy { linked } => deploy(&context, *linked, Action::Install).await?,
                 Step::Link => deploy(&context, true, Action::Upgrade).await?,
@@ -261,7 +299,8 @@ pub async fn run(
     }
     .await;
 
-    let passed = outcome.is_ok() && checks.iter().all(|c: &CheckResult| c.passed) && !checks.is_empty();
+    let passed =
+        outcome.is_ok() && checks.iter().all(|c: &CheckResult| c.passed) && !checks.is_empty();
     let keep = match options.keep {
         Keep::Always => true,
         Keep::OnFailure => !passed,
@@ -274,7 +313,10 @@ pub async fn run(
             .filter_map(|o| provider.address(&o.name).map(|a| format!("{} {a}", o.name)))
             .collect();
         emit(Event::Warning {
-            message: format!("keeping the simulated network up ({}); press Ctrl-C to tear it down", addresses.join(", ")),
+            message: format!(
+                "keeping the simulated network up ({}); press Ctrl-C to tear it down",
+                addresses.join(", ")
+            ),
         });
         options.cancel.cancelled().await;
     }
@@ -283,7 +325,10 @@ pub async fn run(
     provider.down().await;
     let teardown = teardown_started.elapsed();
     emit(Event::TeardownFinished { duration: teardown });
-    phases.push(Phase { name: "teardown".into(), duration_ms: teardown.as_millis() as u64 });
+    phases.push(Phase {
+        name: "teardown".into(),
+        duration_ms: teardown.as_millis() as u64,
+    });
     outcome?;
 
     let mut report = Report {
@@ -311,23 +356,47 @@ pub async fn run(
 
 fn finish_phase(name: &str, started: Instant, emit: &(dyn Fn(Event) + Sync)) -> Phase {
     let duration = started.elapsed();
-    emit(Event::PhaseFinished { phase: name.to_owned(), duration });
-    Phase { name: name.to_owned(), duration_ms: duration.as_millis() as u64 }
+    emit(Event::PhaseFinished {
+        phase: name.to_owned(),
+        duration,
+    });
+    Phase {
+        name: name.to_owned(),
+        duration_ms: duration.as_millis() as u64,
+    }
 }
 
-fn write_values(directory: &Path, documents: &[BackendValues], orchestrator: &Value) -> Result<(), Error> {
-    write_private_file(&directory.join(values::ORCHESTRATOR_FILE), &yaml(orchestrator)?, false)?;
+fn write_values(
+    directory: &Path,
+    documents: &[BackendValues],
+    orchestrator: &Value,
+) -> Result<(), Error> {
+    write_private_file(
+        &directory.join(values::ORCHESTRATOR_FILE),
+        &yaml(orchestrator)?,
+        false,
+    )?;
     let unlinked = directory.join("unlinked");
     create_private_dir(&unlinked)?;
     for document in documents {
-        write_private_file(&directory.join(&document.file_name), &yaml(&document.linked)?, false)?;
-        write_private_file(&unlinked.join(&document.file_name), &yaml(&document.unlinked())?, false)?;
+        write_private_file(
+            &directory.join(&document.file_name),
+            &yaml(&document.linked)?,
+            false,
+        )?;
+        write_private_file(
+            &unlinked.join(&document.file_name),
+            &yaml(&document.unlinked())?,
+            false,
+        )?;
     }
     Ok(())
 }
 
 fn write_reports(report: &Report, run_dir: &Path, options: &RunOptions) -> Result<(), Error> {
-    let report_error = |e: report::ReportError| Error::infrastructure(format!("cannot write the report: {e}"), None);
+    let report_error = |e: report::ReportError| {
+        Error::infrastructure(format!("cannot write the report: {e}"), None)
+    };
     report::write_json(report, &run_dir.join("report.json")).map_err(report_error)?;
     report::write_junit(report, &run_dir.join("junit.xml")).map_err(report_error)?;
     if let Some(path) = &options.json {
@@ -346,9 +415,14 @@ async fn deploy(context: &Context<'_>, linked: bool, action: Action) -> Result<(
     if action == Action::Install {
         context
             .provider
-            .install_orchestrator(context.scenario.charts.orchestrator.version, context.orchestrator_values)
+            .install_orchestrator(
+                context.scenario.charts.orchestrator.version,
+                context.orchestrator_values,
+            )
             .await
-            .map_err(|e| Error::infrastructure(format!("installing the orchestrator failed: {e}"), None))?;
+            .map_err(|e| {
+                Error::infrastructure(format!("installing the orchestrator failed: {e}"), None)
+            })?;
     }
     let results = futures::stream::iter(context.documents.iter())
         .take_while(|_| std::future::ready(!context.options.cancel.is_cancelled()))
@@ -375,7 +449,11 @@ async fn deploy(context: &Context<'_>, linked: bool, action: Action) -> Result<(
     }
     let failures: Vec<String> = results
         .into_iter()
-        .filter_map(|(organization, result)| result.err().map(|e| format!("{organization}: {}", secrets::redact(&e, context.secrets))))
+        .filter_map(|(organization, result)| {
+            result
+                .err()
+                .map(|e| format!("{organization}: {}", secrets::redact(&e, context.secrets)))
+        })
         .collect();
     if failures.is_empty() {
         Ok(())
@@ -392,7 +470,11 @@ fn lowest_throttle(documents: &[BackendValues]) -> u32 {
     documents
         .iter()
         .filter_map(|d| d.linked.pointer("/config/DEFAULT_THROTTLE_RATES"))
-        .filter_map(|v| v.as_str().and_then(|s| s.trim().parse().ok()).or_else(|| v.as_u64().map(|n| n as u32)))
+        .filter_map(|v| {
+            v.as_str()
+                .and_then(|s| s.trim().parse().ok())
+                .or_else(|| v.as_u64().map(|n| n as u32))
+        })
         .min()
         .unwrap_or(40)
 }
@@ -401,7 +483,11 @@ fn lowest_throttle(documents: &[BackendValues]) -> u32 {
 /// failed check.
 async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
     let scenario = context.scenario;
-    let msp: HashMap<&str, &str> = scenario.organizations.iter().map(|o| (o.name.as_str(), o.msp_id.as_str())).collect();
+    let msp: HashMap<&str, &str> = scenario
+        .organizations
+        .iter()
+        .map(|o| (o.name.as_str(), o.msp_id.as_str()))
+        .collect();
     let missing_outgoing: std::collections::HashSet<(&str, &str)> = scenario
         .faults
         .iter()
@@ -421,14 +507,19 @@ async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
                 .links_from(&organization.name)
                 .map(|link| Target {
                     name: link.to.clone(),
-                    msp_id: msp.get(link.to.as_str()).map_or(link.to.clone(), |m| (*m).to_owned()),
+                    msp_id: msp
+                        .get(link.to.as_str())
+                        .map_or(link.to.clone(), |m| (*m).to_owned()),
                     expected: link.expected,
                     listed: !missing_outgoing.contains(&(link.from.as_str(), link.to.as_str())),
                 })
                 .collect(),
         })
         .collect();
-    let pacer = Pacer::new(scenario.clusters.iter().map(|c| c.name.as_str()), lowest_throttle(context.documents));
+    let pacer = Pacer::new(
+        scenario.clusters.iter().map(|c| c.name.as_str()),
+        lowest_throttle(context.documents),
+    );
     let options = VerifyOptions {
         deadline: Instant::now() + context.options.verify_timeout,
         stable_attempts: 3,
@@ -438,29 +529,51 @@ async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
     let cancel = &context.options.cancel;
     let pacer = &pacer;
     let options = &options;
-    let results: Vec<(String, Vec<CheckResult>, LastOutputs)> = futures::stream::iter(sources.iter())
-        .take_while(|_| std::future::ready(!cancel.is_cancelled()))
-        .map(|source| async move {
-            let started = Instant::now();
-            (context.emit)(Event::OrganizationStarted { organization: source.name.clone(), action: Action::Verify });
-            let (checks, outputs) = verify::verify_source(context.provider, source, pacer, options, cancel).await;
-            let failed = checks.iter().filter(|c| !c.passed).count();
-            let outcome = if failed == 0 {
-                Outcome::Done { duration: started.elapsed() }
-            } else {
-                Outcome::Failed { duration: started.elapsed(), message: format!("{failed} of {} checks did not meet their expectation", checks.len()) }
-            };
-            (context.emit)(Event::OrganizationFinished { organization: source.name.clone(), action: Action::Verify, outcome });
-            (source.name.clone(), checks, outputs)
-        })
-        .buffer_unordered(context.options.jobs.max(1))
-        .collect()
-        .await;
+    let results: Vec<(String, Vec<CheckResult>, LastOutputs)> =
+        futures::stream::iter(sources.iter())
+            .take_while(|_| std::future::ready(!cancel.is_cancelled()))
+            .map(|source| async move {
+                let started = Instant::now();
+                (context.emit)(Event::OrganizationStarted {
+                    organization: source.name.clone(),
+                    action: Action::Verify,
+                });
+                let (checks, outputs) =
+                    verify::verify_source(context.provider, source, pacer, options, cancel).await;
+                let failed = checks.iter().filter(|c| !c.passed).count();
+                let outcome = if failed == 0 {
+                    Outcome::Done {
+                        duration: started.elapsed(),
+                    }
+                } else {
+                    Outcome::Failed {
+                        duration: started.elapsed(),
+                        message: format!(
+                            "{failed} of {} checks did not meet their expectation",
+                            checks.len()
+                        ),
+                    }
+                };
+                (context.emit)(Event::OrganizationFinished {
+                    organization: source.name.clone(),
+                    action: Action::Verify,
+                    outcome,
+                });
+                (source.name.clone(), checks, outputs)
+            })
+            .buffer_unordered(context.options.jobs.max(1))
+            .collect()
+            .await;
     if cancel.is_cancelled() {
         return Err(Error::Interrupted);
     }
     // Keep the scenario's order, whatever order the organizations finished in.
-    let order: HashMap<&str, usize> = scenario.organizations.iter().enumerate().map(|(i, o)| (o.name.as_str(), i)).collect();
+    let order: HashMap<&str, usize> = scenario
+        .organizations
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.name.as_str(), i))
+        .collect();
     let mut results = results;
     results.sort_by_key(|(name, _, _)| order.get(name.as_str()).copied().unwrap_or(usize::MAX));
     let mut all = Vec::new();
@@ -478,7 +591,11 @@ async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
 }
 
 /// What a failing organization showed on its last attempt, redacted.
-fn write_diagnostics(directory: &Path, outputs: &LastOutputs, secrets: &LinkSecrets) -> Result<(), Error> {
+fn write_diagnostics(
+    directory: &Path,
+    outputs: &LastOutputs,
+    secrets: &LinkSecrets,
+) -> Result<(), Error> {
     create_private_dir(directory)?;
     let table = directory.join("get_outgoing_organization.txt");
     let probe = directory.join("credential-probe.txt");

@@ -73,7 +73,10 @@ impl Provider {
 
     /// Brings every cluster up and learns every organization's address. Returns the clusters'
     /// addresses, in scenario order.
-    pub async fn up(&mut self, scenario: &Scenario) -> Result<Vec<(String, String)>, ProviderError> {
+    pub async fn up(
+        &mut self,
+        scenario: &Scenario,
+    ) -> Result<Vec<(String, String)>, ProviderError> {
         match self {
             Self::Sim(sim) => {
                 if scenario.clusters.len() > MAX_SIM_CLUSTERS {
@@ -89,12 +92,20 @@ impl Provider {
                     clusters.push((cluster.name.clone(), ip.to_string()));
                 }
                 for organization in &scenario.organizations {
-                    let ip = sim.cluster_ips.get(&organization.cluster).copied().ok_or_else(|| ProviderError::NotUp {
-                        organization: organization.name.clone(),
-                    })?;
-                    let address = sim.network.bind_organization(&organization.name, ip).await?;
+                    let ip = sim
+                        .cluster_ips
+                        .get(&organization.cluster)
+                        .copied()
+                        .ok_or_else(|| ProviderError::NotUp {
+                            organization: organization.name.clone(),
+                        })?;
+                    let address = sim
+                        .network
+                        .bind_organization(&organization.name, ip)
+                        .await?;
                     sim.addresses.insert(organization.name.clone(), address);
-                    sim.clusters_of.insert(organization.name.clone(), organization.cluster.clone());
+                    sim.clusters_of
+                        .insert(organization.name.clone(), organization.cluster.clone());
                 }
                 Ok(clusters)
             }
@@ -136,7 +147,8 @@ impl Provider {
             Self::Sim(sim) => {
                 for fault in &scenario.faults {
                     if let Fault::Partition { from, to } = &fault.value
-                        && let (Some(from), Some(to)) = (sim.cluster_ips.get(from), sim.cluster_ips.get(to))
+                        && let (Some(from), Some(to)) =
+                            (sim.cluster_ips.get(from), sim.cluster_ips.get(to))
                     {
                         sim.network.partition(*from, *to);
                     }
@@ -146,21 +158,37 @@ impl Provider {
     }
 
     /// `helm upgrade --install` of the orchestrator.
-    pub async fn install_orchestrator(&self, _chart: ChartVersion, values: &Value) -> Result<(), ProviderError> {
+    pub async fn install_orchestrator(
+        &self,
+        _chart: ChartVersion,
+        values: &Value,
+    ) -> Result<(), ProviderError> {
         match self {
             Self::Sim(sim) => Ok(sim.network.install_orchestrator(values).await?),
         }
     }
 
     /// `helm upgrade --install` of one backend with its complete values.
-    pub async fn install_backend(&self, organization: &str, chart: ChartVersion, values: &Value) -> Result<(), ProviderError> {
+    pub async fn install_backend(
+        &self,
+        organization: &str,
+        chart: ChartVersion,
+        values: &Value,
+    ) -> Result<(), ProviderError> {
         match self {
-            Self::Sim(sim) => Ok(sim.network.install_backend(organization, chart, values).await?),
+            Self::Sim(sim) => Ok(sim
+                .network
+                .install_backend(organization, chart, values)
+                .await?),
         }
     }
 
     /// Runs `argv` in the organization's server container.
-    pub async fn exec(&self, organization: &str, argv: &[String]) -> Result<ExecOutput, ProviderError> {
+    pub async fn exec(
+        &self,
+        organization: &str,
+        argv: &[String],
+    ) -> Result<ExecOutput, ProviderError> {
         match self {
             Self::Sim(sim) => {
                 let output = sim.network.exec(organization, argv).await?;

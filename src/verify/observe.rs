@@ -35,7 +35,10 @@ impl<T> Seen<T> {
 /// Reach of `to_msp` as seen in `from`'s outgoing table.
 pub fn reach_from_table(rows: &[OutgoingRow], to_msp: &str) -> Seen<Reach> {
     let Some(row) = rows.iter().find(|r| r.org_id == to_msp) else {
-        return Seen::with_detail(Reach::Absent, format!("no row for {to_msp} in the outgoing table"));
+        return Seen::with_detail(
+            Reach::Absent,
+            format!("no row for {to_msp} in the outgoing table"),
+        );
     };
     match row.status_code() {
         Some(429) => Seen::Retry {
@@ -54,7 +57,10 @@ pub fn reach_from_table(rows: &[OutgoingRow], to_msp: &str) -> Seen<Reach> {
 pub fn auth_from_probe(lines: &[ProbeLine], to_msp: &str) -> Seen<AuthOutcome> {
     let mine: Vec<&ProbeLine> = lines.iter().filter(|l| l.org_id == to_msp).collect();
     if mine.is_empty() {
-        return Seen::with_detail(AuthOutcome::Absent, format!("no outgoing entry for {to_msp}: nothing to present"));
+        return Seen::with_detail(
+            AuthOutcome::Absent,
+            format!("no outgoing entry for {to_msp}: nothing to present"),
+        );
     }
     if mine.iter().any(|l| l.status == ProbeStatus::Code(200)) {
         return Seen::value(AuthOutcome::Accepted);
@@ -70,7 +76,10 @@ pub fn auth_from_probe(lines: &[ProbeLine], to_msp: &str) -> Seen<AuthOutcome> {
         };
     }
     if mine.iter().any(|l| l.status == ProbeStatus::Code(401)) {
-        return Seen::with_detail(AuthOutcome::Rejected, format!("{to_msp} answered 401 to the credentials"));
+        return Seen::with_detail(
+            AuthOutcome::Rejected,
+            format!("{to_msp} answered 401 to the credentials"),
+        );
     }
     let detail = mine
         .iter()
@@ -134,12 +143,41 @@ mod tests {
 
     #[test]
     fn reach_reads_codes_exceptions_and_absence() {
-        let rows = [row("A", "200"), row("B", "HTTPConnectionPool(host='x', port=1): Max retries exceeded"), row("C", "429"), row("D", "400")];
-        assert_eq!(reach_from_table(&rows, "A"), Seen::value(Reach::Status(200)));
-        assert!(matches!(reach_from_table(&rows, "B"), Seen::Value { value: Reach::Error, .. }));
+        let rows = [
+            row("A", "200"),
+            row(
+                "B",
+                "HTTPConnectionPool(host='x', port=1): Max retries exceeded",
+            ),
+            row("C", "429"),
+            row("D", "400"),
+        ];
+        assert_eq!(
+            reach_from_table(&rows, "A"),
+            Seen::value(Reach::Status(200))
+        );
+        assert!(matches!(
+            reach_from_table(&rows, "B"),
+            Seen::Value {
+                value: Reach::Error,
+                ..
+            }
+        ));
         assert!(matches!(reach_from_table(&rows, "C"), Seen::Retry { .. }));
-        assert!(matches!(reach_from_table(&rows, "D"), Seen::Value { value: Reach::Status(400), .. }));
-        assert!(matches!(reach_from_table(&rows, "E"), Seen::Value { value: Reach::Absent, .. }));
+        assert!(matches!(
+            reach_from_table(&rows, "D"),
+            Seen::Value {
+                value: Reach::Status(400),
+                ..
+            }
+        ));
+        assert!(matches!(
+            reach_from_table(&rows, "E"),
+            Seen::Value {
+                value: Reach::Absent,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -153,23 +191,59 @@ mod tests {
             line("F", ProbeStatus::Code(401)),
             line("F", ProbeStatus::Code(200)),
         ];
-        assert_eq!(auth_from_probe(&lines, "A"), Seen::value(AuthOutcome::Accepted));
-        assert!(matches!(auth_from_probe(&lines, "B"), Seen::Value { value: AuthOutcome::Rejected, .. }));
+        assert_eq!(
+            auth_from_probe(&lines, "A"),
+            Seen::value(AuthOutcome::Accepted)
+        );
+        assert!(matches!(
+            auth_from_probe(&lines, "B"),
+            Seen::Value {
+                value: AuthOutcome::Rejected,
+                ..
+            }
+        ));
         assert!(matches!(auth_from_probe(&lines, "C"), Seen::Retry { .. }));
-        assert!(matches!(auth_from_probe(&lines, "D"), Seen::Value { value: AuthOutcome::Error, .. }));
-        assert!(matches!(auth_from_probe(&lines, "E"), Seen::Value { value: AuthOutcome::Error, .. }));
-        assert_eq!(auth_from_probe(&lines, "F"), Seen::value(AuthOutcome::Accepted));
-        assert!(matches!(auth_from_probe(&lines, "G"), Seen::Value { value: AuthOutcome::Absent, .. }));
+        assert!(matches!(
+            auth_from_probe(&lines, "D"),
+            Seen::Value {
+                value: AuthOutcome::Error,
+                ..
+            }
+        ));
+        assert!(matches!(
+            auth_from_probe(&lines, "E"),
+            Seen::Value {
+                value: AuthOutcome::Error,
+                ..
+            }
+        ));
+        assert_eq!(
+            auth_from_probe(&lines, "F"),
+            Seen::value(AuthOutcome::Accepted)
+        );
+        assert!(matches!(
+            auth_from_probe(&lines, "G"),
+            Seen::Value {
+                value: AuthOutcome::Absent,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn completeness_finds_missing_and_extra() {
         let rows = [row("A", "200"), row("X", "200")];
-        assert_eq!(completeness(&rows, &["A", "B"]), (vec!["B".to_owned()], vec!["X".to_owned()]));
+        assert_eq!(
+            completeness(&rows, &["A", "B"]),
+            (vec!["B".to_owned()], vec!["X".to_owned()])
+        );
     }
 
     #[test]
     fn last_line_of_a_traceback() {
-        assert_eq!(last_line("Traceback:\n  File x\nKeyError: 'B'\n\n"), "KeyError: 'B'");
+        assert_eq!(
+            last_line("Traceback:\n  File x\nKeyError: 'B'\n\n"),
+            "KeyError: 'B'"
+        );
     }
 }

@@ -63,11 +63,17 @@ pub struct Pacer {
 impl Pacer {
     /// `throttle_per_minute` is the lowest anonymous rate among the peers; orgmesh keeps 10%
     /// below it.
-    pub fn new<'a>(clusters: impl IntoIterator<Item = &'a str>, throttle_per_minute: u32) -> Arc<Self> {
+    pub fn new<'a>(
+        clusters: impl IntoIterator<Item = &'a str>,
+        throttle_per_minute: u32,
+    ) -> Arc<Self> {
         let per_minute = ((throttle_per_minute as usize) * 9 / 10).max(1);
         Arc::new(Self {
             per_minute,
-            windows: clusters.into_iter().map(|c| (c.to_owned(), Mutex::new(VecDeque::new()))).collect(),
+            windows: clusters
+                .into_iter()
+                .map(|c| (c.to_owned(), Mutex::new(VecDeque::new())))
+                .collect(),
         })
     }
 
@@ -79,7 +85,10 @@ impl Pacer {
         let mut window = window.lock().await;
         loop {
             let now = Instant::now();
-            while window.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60)) {
+            while window
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+            {
                 window.pop_front();
             }
             if window.len() < self.per_minute {
@@ -87,7 +96,8 @@ impl Pacer {
                 return;
             }
             let oldest = window.front().copied().unwrap_or(now);
-            tokio::time::sleep(Duration::from_secs(60).saturating_sub(now.duration_since(oldest))).await;
+            tokio::time::sleep(Duration::from_secs(60).saturating_sub(now.duration_since(oldest)))
+                .await;
         }
     }
 }
@@ -150,7 +160,11 @@ impl Tracker {
         };
         let passed = self.settled.unwrap_or(false) && observed == self.expected;
         if self.settled.is_none() {
-            let reason = self.retry_reason.clone().or(detail.clone()).unwrap_or_else(|| "no observation".to_owned());
+            let reason = self
+                .retry_reason
+                .clone()
+                .or(detail.clone())
+                .unwrap_or_else(|| "no observation".to_owned());
             detail = Some(format!("not settled before the verify timeout: {reason}"));
         }
         CheckResult {
@@ -195,11 +209,33 @@ pub async fn verify_source(
 ) -> (Vec<CheckResult>, LastOutputs) {
     let started = Instant::now();
     let stable = options.stable_attempts.max(1);
-    let mut reach: Vec<Tracker> = source.targets.iter().map(|t| Tracker::new(CheckKind::Reach, &t.name, t.expected.reach.to_string())).collect();
-    let mut auth: Vec<Tracker> = source.targets.iter().map(|t| Tracker::new(CheckKind::Auth, &t.name, t.expected.auth.to_string())).collect();
-    let listed: Vec<&str> = source.targets.iter().filter(|t| t.listed).map(|t| t.msp_id.as_str()).collect();
-    let name_of: HashMap<&str, &str> = source.targets.iter().map(|t| (t.msp_id.as_str(), t.name.as_str())).collect();
-    let mut expected_names: Vec<&str> = source.targets.iter().filter(|t| t.listed).map(|t| t.name.as_str()).collect();
+    let mut reach: Vec<Tracker> = source
+        .targets
+        .iter()
+        .map(|t| Tracker::new(CheckKind::Reach, &t.name, t.expected.reach.to_string()))
+        .collect();
+    let mut auth: Vec<Tracker> = source
+        .targets
+        .iter()
+        .map(|t| Tracker::new(CheckKind::Auth, &t.name, t.expected.auth.to_string()))
+        .collect();
+    let listed: Vec<&str> = source
+        .targets
+        .iter()
+        .filter(|t| t.listed)
+        .map(|t| t.msp_id.as_str())
+        .collect();
+    let name_of: HashMap<&str, &str> = source
+        .targets
+        .iter()
+        .map(|t| (t.msp_id.as_str(), t.name.as_str()))
+        .collect();
+    let mut expected_names: Vec<&str> = source
+        .targets
+        .iter()
+        .filter(|t| t.listed)
+        .map(|t| t.name.as_str())
+        .collect();
     expected_names.sort_unstable();
     let mut complete = Tracker::new(CheckKind::Complete, "*", expected_names.join(","));
     let mut outputs = LastOutputs::default();
@@ -208,31 +244,61 @@ pub async fn verify_source(
         let reach_pending = reach.iter().any(|t| t.settled.is_none()) || complete.settled.is_none();
         if reach_pending {
             pacer.acquire(&source.cluster).await;
-            let seen: Result<Vec<_>, String> = match provider.exec(&source.name, &table_argv()).await {
-                Ok(output) if output.exit_code == 0 => {
-                    outputs.table = output.stdout.clone();
-                    parse_outgoing_table(&output.stdout).map_err(|e| e.to_string())
-                }
-                Ok(output) => {
-                    outputs.table = format!("exit code {}\n{}", output.exit_code, output.stderr);
-                    Err(format!("get_outgoing_organization failed: {}", last_line(&output.stderr)))
-                }
-                Err(error) => Err(format!("cannot run get_outgoing_organization: {error}")),
-            };
+            let seen: Result<Vec<_>, String> =
+                match provider.exec(&source.name, &table_argv()).await {
+                    Ok(output) if output.exit_code == 0 => {
+                        outputs.table = output.stdout.clone();
+                        parse_outgoing_table(&output.stdout).map_err(|e| e.to_string())
+                    }
+                    Ok(output) => {
+                        outputs.table =
+                            format!("exit code {}\n{}", output.exit_code, output.stderr);
+                        Err(format!(
+                            "get_outgoing_organization failed: {}",
+                            last_line(&output.stderr)
+                        ))
+                    }
+                    Err(error) => Err(format!("cannot run get_outgoing_organization: {error}")),
+                };
             match seen {
                 Ok(rows) => {
                     for (tracker, target) in reach.iter_mut().zip(&source.targets) {
                         tracker.observe(map_seen(reach_from_table(&rows, &target.msp_id)), stable);
                     }
                     let (missing, extra) = completeness(&rows, &listed);
-                    let mut observed: Vec<&str> = rows.iter().map(|r| name_of.get(r.org_id.as_str()).copied().unwrap_or(r.org_id.as_str())).collect();
+                    let mut observed: Vec<&str> = rows
+                        .iter()
+                        .map(|r| {
+                            name_of
+                                .get(r.org_id.as_str())
+                                .copied()
+                                .unwrap_or(r.org_id.as_str())
+                        })
+                        .collect();
                     observed.sort_unstable();
-                    let detail = (!missing.is_empty() || !extra.is_empty()).then(|| format!("missing: [{}]; extra: [{}]", missing.join(", "), extra.join(", ")));
-                    complete.observe(Seen::Value { value: observed.join(","), detail }, stable);
+                    let detail = (!missing.is_empty() || !extra.is_empty()).then(|| {
+                        format!(
+                            "missing: [{}]; extra: [{}]",
+                            missing.join(", "),
+                            extra.join(", ")
+                        )
+                    });
+                    complete.observe(
+                        Seen::Value {
+                            value: observed.join(","),
+                            detail,
+                        },
+                        stable,
+                    );
                 }
                 Err(reason) => {
                     for tracker in reach.iter_mut().chain(std::iter::once(&mut complete)) {
-                        tracker.observe(Seen::Retry { reason: reason.clone() }, stable);
+                        tracker.observe(
+                            Seen::Retry {
+                                reason: reason.clone(),
+                            },
+                            stable,
+                        );
                     }
                 }
             }
@@ -247,21 +313,33 @@ pub async fn verify_source(
                     }
                 }
                 Ok(output) => {
-                    let reason = format!("the credential probe failed: {}", last_line(&output.stderr));
+                    let reason =
+                        format!("the credential probe failed: {}", last_line(&output.stderr));
                     outputs.probe = format!("exit code {}\n{}", output.exit_code, output.stderr);
                     for tracker in &mut auth {
-                        tracker.observe(Seen::Retry { reason: reason.clone() }, stable);
+                        tracker.observe(
+                            Seen::Retry {
+                                reason: reason.clone(),
+                            },
+                            stable,
+                        );
                     }
                 }
                 Err(error) => {
                     let reason = format!("cannot run the credential probe: {error}");
                     for tracker in &mut auth {
-                        tracker.observe(Seen::Retry { reason: reason.clone() }, stable);
+                        tracker.observe(
+                            Seen::Retry {
+                                reason: reason.clone(),
+                            },
+                            stable,
+                        );
                     }
                 }
             }
         }
-        let pending = reach.iter().chain(&auth).any(|t| t.settled.is_none()) || complete.settled.is_none();
+        let pending =
+            reach.iter().chain(&auth).any(|t| t.settled.is_none()) || complete.settled.is_none();
         if !pending || Instant::now() + backoff > options.deadline || cancel.is_cancelled() {
             break;
         }

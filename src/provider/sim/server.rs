@@ -75,11 +75,18 @@ impl Reply {
     }
 
     fn into_response(self, is_head: bool) -> Response<Full<Bytes>> {
-        let body = if is_head { Bytes::new() } else { Bytes::from(self.body) };
+        let body = if is_head {
+            Bytes::new()
+        } else {
+            Bytes::from(self.body)
+        };
         let mut response = Response::new(Full::new(body));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.content_type),
+        );
         for (name, value) in self.headers {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 headers.insert(name, value);
@@ -131,7 +138,11 @@ pub fn authenticate(headers: &HeaderMap, accounts: &AccountStore) -> Authenticat
     // DRF tries UTF-8, then Latin-1, which maps every byte to the code point of that value.
     let decoded = match String::from_utf8(decoded) {
         Ok(text) => text,
-        Err(error) => error.into_bytes().iter().map(|byte| char::from(*byte)).collect(),
+        Err(error) => error
+            .into_bytes()
+            .iter()
+            .map(|byte| char::from(*byte))
+            .collect(),
     };
     let (id, password) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
     if accounts.is_incoming_valid(id, password) {
@@ -174,9 +185,10 @@ pub fn route(
         "/readiness" | "/liveness" => Reply::html(StatusCode::OK, "OK"),
         "/info/" => {
             // A Basic header is ignored here: `/info/` does not list BasicAuthentication.
-            let decision = organization
-                .throttle()
-                .check(client, installed.config.throttle_rate, now);
+            let decision =
+                organization
+                    .throttle()
+                    .check(client, installed.config.throttle_rate, now);
             if let Decision::Throttled { wait_seconds } = decision {
                 let reply = Reply::detail(
                     StatusCode::TOO_MANY_REQUESTS,
