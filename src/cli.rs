@@ -86,7 +86,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "F")]
     pub json: Option<PathBuf>,
     /// Budget of each verify step, e.g. 30s or 5m.
-    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
     pub timeout: std::time::Duration,
     /// Derive secrets from this seed instead of the OS generator (reproducible; tests only).
     #[arg(long, value_name = "N")]

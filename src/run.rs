@@ -100,7 +100,7 @@ impl Default for RunOptions {
             runs_root: PathBuf::from("orgmesh-runs"),
             json: None,
             junit: None,
-            verify_timeout: Duration::from_secs(60),
+            verify_timeout: Duration::from_secs(300),
             secrets: SecretSource::Os,
             keep: Keep::Never,
             cancel: Cancel::default(),

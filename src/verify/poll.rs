@@ -77,6 +77,14 @@ impl Pacer {
         })
     }
 
+    /// Gives back the last table run of a cluster: a table that crashed before building its
+    /// rows (KeyError while a peer is unsynced) sent no request.
+    async fn refund(&self, cluster: &str) {
+        if let Some(window) = self.windows.get(cluster) {
+            window.lock().await.pop_back();
+        }
+    }
+
     /// Waits until the cluster may run one more table, and records it.
     async fn acquire(&self, cluster: &str) {
         let Some(window) = self.windows.get(cluster) else {
@@ -251,6 +259,7 @@ pub async fn verify_source(
                         parse_outgoing_table(&output.stdout).map_err(|e| e.to_string())
                     }
                     Ok(output) => {
+                        pacer.refund(&source.cluster).await;
                         outputs.table =
                             format!("exit code {}\n{}", output.exit_code, output.stderr);
                         Err(format!(
@@ -258,7 +267,10 @@ pub async fn verify_source(
                             last_line(&output.stderr)
                         ))
                     }
-                    Err(error) => Err(format!("cannot run get_outgoing_organization: {error}")),
+                    Err(error) => {
+                        pacer.refund(&source.cluster).await;
+                        Err(format!("cannot run get_outgoing_organization: {error}"))
+                    }
                 };
             match seen {
                 Ok(rows) => {
