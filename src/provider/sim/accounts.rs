@@ -47,7 +47,9 @@ impl fmt::Debug for AccountLine {
 pub fn parse_line(line: &str, sync: AccountSync) -> AccountLine {
     let (id, password) = match sync {
         // `line.rsplit(" ", maxsplit=1)` in `sync_*`, and awk/sed on the last word in 26.6.6+.
-        AccountSync::Sync | AccountSync::CreateLastWord => line.rsplit_once(' ').unwrap_or((line, "")),
+        AccountSync::Sync | AccountSync::CreateLastWord => {
+            line.rsplit_once(' ').unwrap_or((line, ""))
+        }
         // `read user password <<< "$line"`: the first word, then the rest with outer blanks
         // trimmed, so a third field ends up inside the password.
         AccountSync::CreateFirstWord => {
@@ -241,7 +243,10 @@ mod tests {
         #[case] password: &str,
     ) {
         let parsed = parse_line(line, sync);
-        assert_eq!((parsed.id.as_str(), parsed.password.as_str()), (id, password));
+        assert_eq!(
+            (parsed.id.as_str(), parsed.password.as_str()),
+            (id, password)
+        );
     }
 
     #[test]
@@ -249,25 +254,43 @@ mod tests {
         let stored = StoredPassword::new("hunter2", [1; 16]);
         assert!(stored.is_match("hunter2"));
         assert!(!stored.is_match("hunter3"));
-        assert_ne!(stored, StoredPassword::new("hunter2", [2; 16]), "salt matters");
+        assert_ne!(
+            stored,
+            StoredPassword::new("hunter2", [2; 16]),
+            "salt matters"
+        );
         assert_eq!(format!("{stored:?}"), "StoredPassword(<hashed>)");
     }
 
     #[test]
     fn sync_updates_in_place_and_deletes_the_rest() {
         let mut store = AccountStore::default();
-        let first = [entry("a", "1", None), entry("b", "2", None), entry("c", "3", None)];
-        store.apply(&first, &first, AccountSync::Sync, &mut fixed_salt).unwrap();
+        let first = [
+            entry("a", "1", None),
+            entry("b", "2", None),
+            entry("c", "3", None),
+        ];
+        store
+            .apply(&first, &first, AccountSync::Sync, &mut fixed_salt)
+            .unwrap();
         let second = [entry("c", "33", None), entry("b", "22", None)];
-        store.apply(&second, &second, AccountSync::Sync, &mut fixed_salt).unwrap();
+        store
+            .apply(&second, &second, AccountSync::Sync, &mut fixed_salt)
+            .unwrap();
         assert_eq!(store.outgoing.keys().collect::<Vec<_>>(), ["b", "c"]);
         assert_eq!(store.outgoing["c"], "33");
         assert!(store.is_incoming_valid("b", "22"));
         assert!(!store.is_incoming_valid("b", "2"));
         assert!(!store.is_incoming_valid("a", "1"));
         // Recreating a deleted id appends it.
-        let third = [entry("a", "1", None), entry("b", "22", None), entry("c", "33", None)];
-        store.apply(&third, &third, AccountSync::Sync, &mut fixed_salt).unwrap();
+        let third = [
+            entry("a", "1", None),
+            entry("b", "22", None),
+            entry("c", "33", None),
+        ];
+        store
+            .apply(&third, &third, AccountSync::Sync, &mut fixed_salt)
+            .unwrap();
         assert_eq!(store.outgoing.keys().collect::<Vec<_>>(), ["b", "c", "a"]);
     }
 
@@ -279,7 +302,9 @@ mod tests {
         let first = [entry("a", "1", None), entry("b", "2", None)];
         store.apply(&first, &first, sync, &mut fixed_salt).unwrap();
         let second = [entry("b", "22", None)];
-        store.apply(&second, &second, sync, &mut fixed_salt).unwrap();
+        store
+            .apply(&second, &second, sync, &mut fixed_salt)
+            .unwrap();
         assert_eq!(store.outgoing.keys().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(store.outgoing["b"], "2");
         assert!(store.is_incoming_valid("b", "2"));
@@ -290,9 +315,13 @@ mod tests {
     fn the_guide_channel_key_corrupts_incoming_and_deletes_the_good_row() {
         let mut store = AccountStore::default();
         let good = [entry("bio", "SECRET", None)];
-        store.apply(&good, &[], AccountSync::Sync, &mut fixed_salt).unwrap();
+        store
+            .apply(&good, &[], AccountSync::Sync, &mut fixed_salt)
+            .unwrap();
         let guide = [entry("bio", "SECRET", Some("our-channel"))];
-        store.apply(&guide, &[], AccountSync::Sync, &mut fixed_salt).unwrap();
+        store
+            .apply(&guide, &[], AccountSync::Sync, &mut fixed_salt)
+            .unwrap();
         assert!(!store.is_incoming_valid("bio", "SECRET"));
         assert!(store.is_incoming_valid("bio SECRET", "our-channel"));
         assert_eq!(store.incoming.len(), 1);
@@ -306,10 +335,18 @@ mod tests {
         let error = store
             .apply(&entries, &entries, AccountSync::Sync, &mut fixed_salt)
             .unwrap_err();
-        assert!(matches!(error, AccountError::OutgoingSecretTooLong { position: 1, length: 129 }));
+        assert!(matches!(
+            error,
+            AccountError::OutgoingSecretTooLong {
+                position: 1,
+                length: 129
+            }
+        ));
         assert!(!error.to_string().contains(&long));
         assert!(store.incoming.is_empty() && store.outgoing.is_empty());
         let exact = [entry("b", &"x".repeat(128), None)];
-        store.apply(&[], &exact, AccountSync::Sync, &mut fixed_salt).unwrap();
+        store
+            .apply(&[], &exact, AccountSync::Sync, &mut fixed_salt)
+            .unwrap();
     }
 }

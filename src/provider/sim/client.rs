@@ -215,11 +215,15 @@ async fn resolve(url: &Url) -> Option<Ipv4Addr> {
     if let Ok(address) = url.host.parse::<Ipv4Addr>() {
         return Some(address);
     }
-    let addresses = tokio::net::lookup_host((url.host.as_str(), url.port)).await.ok()?;
-    addresses.into_iter().find_map(|address| match address.ip() {
-        IpAddr::V4(address) => Some(address),
-        IpAddr::V6(_) => None,
-    })
+    let addresses = tokio::net::lookup_host((url.host.as_str(), url.port))
+        .await
+        .ok()?;
+    addresses
+        .into_iter()
+        .find_map(|address| match address.ip() {
+            IpAddr::V4(address) => Some(address),
+            IpAddr::V6(_) => None,
+        })
 }
 
 /// Sends `request`; `is_partitioned(source, target)` says whether the network drops it.
@@ -238,13 +242,20 @@ pub async fn send(
     if is_partitioned(request.source, target) {
         return PeerOutcome::Error(url.connect_timeout_text(timeout));
     }
-    let socket = match TcpSocket::new_v4()
-        .and_then(|socket| socket.bind(SocketAddr::from((request.source, 0))).map(|()| socket))
-    {
+    let socket = match TcpSocket::new_v4().and_then(|socket| {
+        socket
+            .bind(SocketAddr::from((request.source, 0)))
+            .map(|()| socket)
+    }) {
         Ok(socket) => socket,
         Err(error) => return PeerOutcome::Error(url.new_connection_text(&error)),
     };
-    let stream = match tokio::time::timeout(timeout, socket.connect(SocketAddr::from((target, url.port)))).await {
+    let stream = match tokio::time::timeout(
+        timeout,
+        socket.connect(SocketAddr::from((target, url.port))),
+    )
+    .await
+    {
         Err(_elapsed) => return PeerOutcome::Error(url.connect_timeout_text(timeout)),
         Ok(Err(error)) => return PeerOutcome::Error(url.new_connection_text(&error)),
         Ok(Ok(stream)) => stream,
@@ -255,7 +266,9 @@ pub async fn send(
     }
     // The socket has only small requests to send: no Nagle delay.
     if stream.set_nodelay(true).is_err() {
-        return PeerOutcome::Error(url.new_connection_text(&std::io::Error::other("setsockopt failed")));
+        return PeerOutcome::Error(
+            url.new_connection_text(&std::io::Error::other("setsockopt failed")),
+        );
     }
     match tokio::time::timeout(timeout, exchange(stream, &url, request)).await {
         Err(_elapsed) => PeerOutcome::Error(url.read_timeout_text(timeout)),
@@ -290,7 +303,10 @@ async fn exchange(stream: tokio::net::TcpStream, url: &Url, request: &PeerReques
         builder = builder.header("substra-channel-name", channel.as_str());
     }
     let Ok(http_request) = builder.body(Empty::new()) else {
-        return PeerOutcome::Error(format!("Invalid header value in request to {}", request.url));
+        return PeerOutcome::Error(format!(
+            "Invalid header value in request to {}",
+            request.url
+        ));
     };
     let response = async {
         let response = sender.send_request(http_request).await.ok()?;

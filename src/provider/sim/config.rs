@@ -62,10 +62,7 @@ pub enum ValuesError {
     #[error("`{key}` is missing")]
     Missing { key: &'static str },
     #[error("`{key}` must be {expected}")]
-    WrongType {
-        key: String,
-        expected: &'static str,
-    },
+    WrongType { key: String, expected: &'static str },
     #[error(
         "`config.ALLOWED_HOSTS` must be a string holding a JSON list of strings, such as '[\".cluster-1.example\"]' (the settings run json.loads on it)"
     )]
@@ -83,7 +80,11 @@ fn lookup<'a>(values: &'a Value, path: &[&str]) -> Option<&'a Value> {
     (!current.is_null()).then_some(current)
 }
 
-fn string_at(values: &Value, path: &[&str], key: &'static str) -> Result<Option<String>, ValuesError> {
+fn string_at(
+    values: &Value,
+    path: &[&str],
+    key: &'static str,
+) -> Result<Option<String>, ValuesError> {
     match lookup(values, path) {
         None => Ok(None),
         Some(Value::String(text)) => Ok(Some(text.clone())),
@@ -97,7 +98,11 @@ fn string_at(values: &Value, path: &[&str], key: &'static str) -> Result<Option<
     }
 }
 
-fn required_string(values: &Value, path: &[&str], key: &'static str) -> Result<String, ValuesError> {
+fn required_string(
+    values: &Value,
+    path: &[&str],
+    key: &'static str,
+) -> Result<String, ValuesError> {
     string_at(values, path, key)?.ok_or(ValuesError::Missing { key })
 }
 
@@ -128,7 +133,10 @@ fn channels(values: &Value) -> Result<Vec<String>, ValuesError> {
 }
 
 /// Reads one of the `addAccountOperator` lists; an absent list is empty, as in the chart.
-fn account_entries(values: &Value, list_key: &'static str) -> Result<Vec<AccountEntry>, ValuesError> {
+fn account_entries(
+    values: &Value,
+    list_key: &'static str,
+) -> Result<Vec<AccountEntry>, ValuesError> {
     let Some(list) = lookup(values, &["addAccountOperator", list_key]) else {
         return Ok(Vec::new());
     };
@@ -168,14 +176,21 @@ fn account_entries(values: &Value, list_key: &'static str) -> Result<Vec<Account
 
 /// Reads a complete backend values document. `release_name` stands in for a missing
 /// `organizationName`, which is only ever displayed.
-pub fn parse_backend_values(release_name: &str, values: &Value) -> Result<BackendConfig, ValuesError> {
+pub fn parse_backend_values(
+    release_name: &str,
+    values: &Value,
+) -> Result<BackendConfig, ValuesError> {
     let allowed_hosts = match lookup(values, &["config", "ALLOWED_HOSTS"]) {
         None => Vec::new(),
         Some(Value::String(text)) => serde_json::from_str::<Vec<String>>(text)
             .map_err(|_| ValuesError::AllowedHostsNotJsonList)?,
         Some(_) => return Err(ValuesError::AllowedHostsNotJsonList),
     };
-    let throttle_rate = match string_at(values, &["config", "DEFAULT_THROTTLE_RATES"], "config.DEFAULT_THROTTLE_RATES")? {
+    let throttle_rate = match string_at(
+        values,
+        &["config", "DEFAULT_THROTTLE_RATES"],
+        "config.DEFAULT_THROTTLE_RATES",
+    )? {
         None => DEFAULT_THROTTLE_RATE,
         Some(text) => text
             .trim()
@@ -226,13 +241,17 @@ mod tests {
         assert_eq!(config.allowed_hosts, [".cluster-1.example", "127.0.3.1"]);
         assert_eq!(config.throttle_rate, 120);
         assert!(config.users.is_empty());
-        assert_eq!(config.incoming_organizations[0].channel.as_deref(), Some("our-channel"));
+        assert_eq!(
+            config.incoming_organizations[0].channel.as_deref(),
+            Some("our-channel")
+        );
         assert_eq!(config.outgoing_organizations[0].channel, None);
     }
 
     #[test]
     fn defaults_apply_to_missing_keys() {
-        let config = parse_backend_values("release", &json!({"orchestrator": {"mspID": "A"}})).unwrap();
+        let config =
+            parse_backend_values("release", &json!({"orchestrator": {"mspID": "A"}})).unwrap();
         assert_eq!(config.organization_name, "release");
         assert_eq!(config.default_domain, "localhost");
         assert_eq!(config.throttle_rate, DEFAULT_THROTTLE_RATE);
@@ -253,7 +272,9 @@ mod tests {
     fn a_missing_msp_id_is_rejected() {
         assert_eq!(
             parse_backend_values("r", &json!({})),
-            Err(ValuesError::Missing { key: "orchestrator.mspID" })
+            Err(ValuesError::Missing {
+                key: "orchestrator.mspID"
+            })
         );
     }
 
@@ -261,6 +282,9 @@ mod tests {
     fn debug_never_shows_secrets() {
         let config = parse_backend_values("release", &guide_values()).unwrap();
         let text = format!("{config:?}");
-        assert!(!text.contains("first-secret-value") && !text.contains("second-secret-value"), "{text}");
+        assert!(
+            !text.contains("first-secret-value") && !text.contains("second-secret-value"),
+            "{text}"
+        );
     }
 }

@@ -53,7 +53,12 @@ pub enum Command {
 }
 
 /// The options every Django management command accepts that do not change the output.
-const IGNORED_OPTIONS: [&str; 4] = ["--no-color", "--force-color", "--traceback", "--skip-checks"];
+const IGNORED_OPTIONS: [&str; 4] = [
+    "--no-color",
+    "--force-color",
+    "--traceback",
+    "--skip-checks",
+];
 
 /// Recognises an argv run in the server container.
 pub fn parse_command(argv: &[String]) -> Command {
@@ -171,7 +176,12 @@ pub struct ExecContext {
 }
 
 impl ExecContext {
-    async fn get(&self, url: String, credentials: Option<(String, String)>, channel: Option<String>) -> PeerOutcome {
+    async fn get(
+        &self,
+        url: String,
+        credentials: Option<(String, String)>,
+        channel: Option<String>,
+    ) -> PeerOutcome {
         let request = PeerRequest {
             source: self.source,
             url,
@@ -295,11 +305,19 @@ mod tests {
     fn the_harness_commands_are_recognised() {
         assert_eq!(
             parse_command(&table_argv()),
-            Command::OutgoingTable { organization_id: None }
+            Command::OutgoingTable {
+                organization_id: None
+            }
         );
         assert_eq!(
-            parse_command(&argv(&["./manage.py", "get_outgoing_organization", "BioMSP"])),
-            Command::OutgoingTable { organization_id: Some("BioMSP".into()) }
+            parse_command(&argv(&[
+                "./manage.py",
+                "get_outgoing_organization",
+                "BioMSP"
+            ])),
+            Command::OutgoingTable {
+                organization_id: Some("BioMSP".into())
+            }
         );
         assert_eq!(parse_command(&probe_argv()), Command::Probe);
     }

@@ -38,7 +38,10 @@ pub fn domain_of(raw_host: &str) -> Option<String> {
         return None;
     }
     let is_valid = if let Some(inner) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
-        inner.contains(':') && inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        inner.contains(':')
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
     } else {
         !domain.is_empty()
             && domain
@@ -96,13 +99,19 @@ mod tests {
     #[case("localhost", true)]
     #[case("127.0.9.1", false)]
     fn patterns_match_like_django(#[case] domain: &str, #[case] is_allowed: bool) {
-        let patterns = allowed_hosts(&[".cluster-1.example".to_owned()], Ipv4Addr::new(127, 0, 3, 1));
+        let patterns = allowed_hosts(
+            &[".cluster-1.example".to_owned()],
+            Ipv4Addr::new(127, 0, 3, 1),
+        );
         assert_eq!(is_host_allowed(domain, &patterns), is_allowed);
     }
 
     #[test]
     fn a_star_allows_everything_and_a_missing_header_nothing() {
-        assert!(is_raw_host_allowed(Some("anything.example:1"), &["*".to_owned()]));
+        assert!(is_raw_host_allowed(
+            Some("anything.example:1"),
+            &["*".to_owned()]
+        ));
         assert!(!is_raw_host_allowed(None, &["*".to_owned()]));
     }
 }

@@ -43,7 +43,9 @@ pub enum RegistryError {
     /// The message of the orchestrator's channel interceptor.
     #[error("organization {msp_id:?} has not access to channel {channel:?}")]
     NoChannelAccess { msp_id: String, channel: String },
-    #[error("InvalidArgument: address {address:?} is not a request URL (it needs a scheme such as http://)")]
+    #[error(
+        "InvalidArgument: address {address:?} is not a request URL (it needs a scheme such as http://)"
+    )]
     InvalidAddress { address: String },
     #[error("orchestrator values: {reason}")]
     InvalidValues { reason: String },
@@ -56,20 +58,28 @@ pub fn is_request_url(address: &str) -> bool {
         return false;
     };
     let mut scheme_chars = scheme.chars();
-    let is_scheme = scheme_chars.next().is_some_and(|first| first.is_ascii_alphabetic())
+    let is_scheme = scheme_chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic())
         && scheme_chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     is_scheme && !host.is_empty() && !address.contains(char::is_whitespace)
 }
 
 /// Reads `channels: [{name, organizations: [msp ids]}]` from orchestrator values.
-pub fn parse_orchestrator_values(values: &Value) -> Result<IndexMap<String, Vec<String>>, RegistryError> {
+pub fn parse_orchestrator_values(
+    values: &Value,
+) -> Result<IndexMap<String, Vec<String>>, RegistryError> {
     let invalid = |reason: String| RegistryError::InvalidValues { reason };
     let mut channels = IndexMap::new();
     let list = match values.get("channels") {
         None | Some(Value::Null) => return Ok(channels),
         Some(Value::Array(list)) => list,
-        Some(_) => return Err(invalid("`channels` must be a list of {name, organizations}".into())),
+        Some(_) => {
+            return Err(invalid(
+                "`channels` must be a list of {name, organizations}".into(),
+            ));
+        }
     };
     for (index, channel) in list.iter().enumerate() {
         let name = channel
@@ -83,7 +93,9 @@ pub fn parse_orchestrator_values(values: &Value) -> Result<IndexMap<String, Vec<
                 .map(|member| member.as_str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| {
-                    invalid(format!("`channels[{index}].organizations` must be a list of MSP ids"))
+                    invalid(format!(
+                        "`channels[{index}].organizations` must be a list of MSP ids"
+                    ))
                 })?,
             Some(_) => {
                 return Err(invalid(format!(
@@ -175,8 +187,8 @@ impl Registry {
             .filter(|registration| {
                 self.is_member(reader_msp_id, &registration.channel)
                     && subscriptions
-                    .get(&registration.channel)
-                    .is_some_and(|since| registration.registered_at.max(*since) + lag <= now)
+                        .get(&registration.channel)
+                        .is_some_and(|since| registration.registered_at.max(*since) + lag <= now)
             })
             .map(|registration| ChannelOrganization {
                 organization_id: registration.msp_id.clone(),
@@ -214,14 +226,20 @@ mod tests {
         let error = registry()
             .register("C", "http://c", "ch", Instant::now())
             .unwrap_err();
-        assert_eq!(error.to_string(), r#"organization "C" has not access to channel "ch""#);
+        assert_eq!(
+            error.to_string(),
+            r#"organization "C" has not access to channel "ch""#
+        );
     }
 
     #[test]
     fn the_first_address_stays() {
         let mut registry = registry();
         let now = Instant::now();
-        assert_eq!(registry.register("A", "http://first", "ch", now), Ok(RegisterOutcome::Created));
+        assert_eq!(
+            registry.register("A", "http://first", "ch", now),
+            Ok(RegisterOutcome::Created)
+        );
         assert_eq!(
             registry.register("A", "http://second", "ch", now),
             Ok(RegisterOutcome::AlreadyExists)
@@ -239,9 +257,22 @@ mod tests {
         registry.register("B", "http://b", "ch", start).unwrap();
         let lag = Duration::from_millis(50);
         let subscriptions = IndexMap::from([("ch".to_owned(), start)]);
-        assert!(registry.synced_rows("A", &subscriptions, lag, start).is_empty());
-        assert_eq!(registry.synced_rows("A", &subscriptions, lag, start + lag).len(), 1);
+        assert!(
+            registry
+                .synced_rows("A", &subscriptions, lag, start)
+                .is_empty()
+        );
+        assert_eq!(
+            registry
+                .synced_rows("A", &subscriptions, lag, start + lag)
+                .len(),
+            1
+        );
         let other = IndexMap::from([("other".to_owned(), start)]);
-        assert!(registry.synced_rows("A", &other, lag, start + lag).is_empty());
+        assert!(
+            registry
+                .synced_rows("A", &other, lag, start + lag)
+                .is_empty()
+        );
     }
 }

@@ -75,11 +75,18 @@ impl Reply {
     }
 
     fn into_response(self, is_head: bool) -> Response<Full<Bytes>> {
-        let body = if is_head { Bytes::new() } else { Bytes::from(self.body) };
+        let body = if is_head {
+            Bytes::new()
+        } else {
+            Bytes::from(self.body)
+        };
         let mut response = Response::new(Full::new(body));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.content_type));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.content_type),
+        );
         for (name, value) in self.headers {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 headers.insert(name, value);
@@ -131,7 +138,11 @@ pub fn authenticate(headers: &HeaderMap, accounts: &AccountStore) -> Authenticat
     // DRF tries UTF-8, then Latin-1, which maps every byte to the code point of that value.
     let decoded = match String::from_utf8(decoded) {
         Ok(text) => text,
-        Err(error) => error.into_bytes().iter().map(|byte| char::from(*byte)).collect(),
+        Err(error) => error
+            .into_bytes()
+            .iter()
+            .map(|byte| char::from(*byte))
+            .collect(),
     };
     let (id, password) = decoded.split_once(':').unwrap_or((decoded.as_str(), ""));
     if accounts.is_incoming_valid(id, password) {
@@ -174,9 +185,10 @@ pub fn route(
         "/readiness" | "/liveness" => Reply::html(StatusCode::OK, "OK"),
         "/info/" => {
             // A Basic header is ignored here: `/info/` does not list BasicAuthentication.
-            let decision = organization
-                .throttle()
-                .check(client, installed.config.throttle_rate, now);
+            let decision =
+                organization
+                    .throttle()
+                    .check(client, installed.config.throttle_rate, now);
             if let Decision::Throttled { wait_seconds } = decision {
                 let reply = Reply::detail(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -290,4 +302,71 @@ pub async fn serve(
         }
     }
     connections.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::charts::AccountSync;
+    use crate::provider::sim::config::AccountEntry;
+    use rstest::rstest;
+
+    fn accounts() -> AccountStore {
+        let mut store = AccountStore::default();
+        let entry = AccountEntry {
+            name: "AMSP".into(),
+            secret: "secret".into(),
+            channel: None,
+        };
+        store
+            .apply(&[entry], &[], AccountSync::Sync, &mut || Ok([0; 16]))
+            .unwrap();
+        store
+    }
+
+    fn headers(authorization: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(authorization).unwrap(),
+        );
+        headers
+    }
+
+    #[rstest]
+    // AMSP:secret
+    #[case("Basic QU1TUDpzZWNyZXQ=", Authentication::Organization("AMSP".into()))]
+    #[case("basic QU1TUDpzZWNyZXQ=", Authentication::Organization("AMSP".into()))]
+    // AMSP:other
+    #[case(
+        "Basic QU1TUDpvdGhlcg==",
+        Authentication::Failed("Invalid username/password.")
+    )]
+    #[case(
+        "Basic",
+        Authentication::Failed("Invalid basic header. No credentials provided.")
+    )]
+    #[case(
+        "Basic a b",
+        Authentication::Failed(
+            "Invalid basic header. Credentials string should not contain spaces."
+        )
+    )]
+    #[case(
+        "Basic !!!",
+        Authentication::Failed("Invalid basic header. Credentials not correctly base64 encoded.")
+    )]
+    #[case("Token abc", Authentication::Failed("Invalid token."))]
+    #[case("Digest abc", Authentication::Anonymous)]
+    fn basic_auth_follows_drf(#[case] authorization: &str, #[case] expected: Authentication) {
+        assert_eq!(authenticate(&headers(authorization), &accounts()), expected);
+    }
+
+    #[test]
+    fn no_header_is_anonymous() {
+        assert_eq!(
+            authenticate(&HeaderMap::new(), &accounts()),
+            Authentication::Anonymous
+        );
+    }
 }

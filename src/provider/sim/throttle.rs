@@ -18,7 +18,9 @@ pub enum Decision {
     Allowed,
     /// Rejected; DRF's estimate of the seconds until a request would pass, rounded up, when
     /// it can give one.
-    Throttled { wait_seconds: Option<u64> },
+    Throttled {
+        wait_seconds: Option<u64>,
+    },
 }
 
 /// The response detail DRF writes for a throttled request.
@@ -77,10 +79,15 @@ mod tests {
         let second = IpAddr::V4(Ipv4Addr::new(127, 0, 2, 1));
         let start = Instant::now();
         assert_eq!(throttle.check(first, 2, start), Decision::Allowed);
-        assert_eq!(throttle.check(first, 2, start + Duration::from_secs(10)), Decision::Allowed);
+        assert_eq!(
+            throttle.check(first, 2, start + Duration::from_secs(10)),
+            Decision::Allowed
+        );
         assert_eq!(
             throttle.check(first, 2, start + Duration::from_secs(20)),
-            Decision::Throttled { wait_seconds: Some(40) }
+            Decision::Throttled {
+                wait_seconds: Some(40)
+            }
         );
         assert_eq!(throttle.check(second, 2, start), Decision::Allowed);
         // The oldest request leaves the window after 60 s.
@@ -105,7 +112,9 @@ mod tests {
         let client = IpAddr::V4(Ipv4Addr::LOCALHOST);
         assert!(matches!(
             throttle.check(client, 0, Instant::now()),
-            Decision::Throttled { wait_seconds: Some(60) }
+            Decision::Throttled {
+                wait_seconds: Some(60)
+            }
         ));
     }
 }
