@@ -154,6 +154,13 @@ async fn the_table_crashes_until_synced_then_matches_the_real_format() {
         "{}",
         crash.stderr
     );
+    let unsynced = parse_probe_output(&exec(&sim, "AMSP", &probe_argv()).await.stdout);
+    assert_eq!(unsynced.len(), 2);
+    assert!(
+        unsynced
+            .iter()
+            .all(|line| line.status == ProbeStatus::Unsynced)
+    );
 
     tokio::time::sleep(Duration::from_millis(350)).await;
     let table = exec(&sim, "AMSP", &table_argv()).await;
@@ -463,6 +470,29 @@ async fn anonymous_requests_are_throttled_per_client_address() {
         "the test client is yet another address (127.0.0.1)"
     );
     assert!(!head.contains("retry-after") && body.contains("CMSP"));
+    raw_get(
+        sim.listen_address("CMSP").unwrap(),
+        "localhost",
+        "",
+        "/info/",
+    )
+    .await;
+    let (status, head, body) = raw_get(
+        sim.listen_address("CMSP").unwrap(),
+        "localhost",
+        "",
+        "/info/",
+    )
+    .await;
+    assert_eq!(status, 429);
+    let wait: u64 = body
+        .strip_prefix(r#"{"detail":"Request was throttled. Expected available in "#)
+        .and_then(|rest| rest.strip_suffix(r#" seconds."}"#))
+        .unwrap_or_else(|| panic!("unexpected body {body}"))
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait));
+    assert!(head.contains(&format!("retry-after: {wait}")), "{head}");
     sim.shutdown().await;
 }
 
@@ -717,5 +747,28 @@ async fn full_mesh_of_100_organizations() {
                 .all(|line| line.status == ProbeStatus::Code(200))
         );
     }
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_backend_without_orchestrator_never_becomes_ready() {
+    let sim = SimNetwork::new(options(Duration::ZERO));
+    let address = sim.bind_organization("AMSP", cluster(99)).await.unwrap();
+    let error = sim
+        .install_backend("AMSP", LATEST, &backend_values("AMSP", &address, &[], &[]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, SimError::OrchestratorNotInstalled { .. }),
+        "{error}"
+    );
+    assert!(matches!(
+        sim.exec("NOBODY", &table_argv()).await,
+        Err(SimError::UnknownOrganization { .. })
+    ));
+    assert!(matches!(
+        sim.bind_organization("AMSP", cluster(99)).await,
+        Err(SimError::AlreadyBound { .. })
+    ));
     sim.shutdown().await;
 }
