@@ -6,9 +6,11 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
+use tokio::sync::Semaphore;
 
 use super::client::{PeerOutcome, PeerRequest, send};
 use super::registry::ChannelOrganization;
@@ -173,6 +175,9 @@ pub struct ExecContext {
     /// `(from, to)` cluster address pairs whose traffic is dropped.
     pub partitions: HashSet<(Ipv4Addr, Ipv4Addr)>,
     pub timeout: Duration,
+    /// Shared by every exec of the network: bounds the sockets open at once (client and
+    /// server side) well below common file-descriptor limits however many execs run.
+    pub request_permits: Arc<Semaphore>,
 }
 
 impl ExecContext {
@@ -182,6 +187,8 @@ impl ExecContext {
         credentials: Option<(String, String)>,
         channel: Option<String>,
     ) -> PeerOutcome {
+        // The semaphore is never closed; without a permit the request simply goes ahead.
+        let _permit = self.request_permits.acquire().await.ok();
         let request = PeerRequest {
             source: self.source,
             url,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use super::accounts::random_salt;
@@ -26,6 +26,11 @@ use crate::charts::ChartVersion;
 
 /// The image tag whose migrations Job lacks the `sync_*` commands (facts §8).
 const IMAGE_WITHOUT_SYNC_COMMANDS: &str = "0.48.0";
+
+/// Peer requests in flight at once across the whole network. Each holds two sockets (client
+/// and server side), so this stays far below a default limit of 1024 open files while still
+/// keeping both cores busy.
+const CONCURRENT_REQUESTS: usize = 256;
 
 /// How the simulated backends behave in time.
 #[derive(Debug, Clone)]
@@ -53,6 +58,7 @@ struct Inner {
     partitions: RwLock<HashSet<(Ipv4Addr, Ipv4Addr)>>,
     shutdown: watch::Sender<bool>,
     servers: Mutex<Vec<JoinHandle<()>>>,
+    request_permits: Arc<Semaphore>,
 }
 
 /// The embedded twin of a Substra network. Cheap to clone; clones share everything.
@@ -81,6 +87,7 @@ impl SimNetwork {
                 partitions: RwLock::new(HashSet::new()),
                 shutdown,
                 servers: Mutex::new(Vec::new()),
+                request_permits: Arc::new(Semaphore::new(CONCURRENT_REQUESTS)),
             }),
         }
     }
@@ -179,6 +186,9 @@ impl SimNetwork {
         chart: ChartVersion,
         values: &serde_json::Value,
     ) -> Result<(), SimError> {
+        if self.is_shut_down() {
+            return Err(SimError::ShutDown);
+        }
         let state = self.organization(organization)?;
         let config = parse_backend_values(organization, values).map_err(|source| {
             SimError::BackendValues {
@@ -287,12 +297,17 @@ impl SimNetwork {
                     .unwrap_or_else(PoisonError::into_inner)
                     .clone(),
                 timeout: self.inner.options.http_client_timeout,
+                request_permits: Arc::clone(&self.inner.request_permits),
             }
         };
         Ok(run(parse_command(argv), &context).await)
     }
 
     /// Drops traffic from every address on cluster `from` to every address on cluster `to`, one direction.
+    ///
+    /// Only connections opened from `from` to `to` fail: the replies of a connection opened
+    /// the other way are not dropped (a real packet filter would drop them too, making both
+    /// directions fail).
     pub fn partition(&self, from: Ipv4Addr, to: Ipv4Addr) {
         self.inner
             .partitions

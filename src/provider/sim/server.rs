@@ -303,3 +303,70 @@ pub async fn serve(
     }
     connections.shutdown().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::charts::AccountSync;
+    use crate::provider::sim::config::AccountEntry;
+    use rstest::rstest;
+
+    fn accounts() -> AccountStore {
+        let mut store = AccountStore::default();
+        let entry = AccountEntry {
+            name: "AMSP".into(),
+            secret: "secret".into(),
+            channel: None,
+        };
+        store
+            .apply(&[entry], &[], AccountSync::Sync, &mut || Ok([0; 16]))
+            .unwrap();
+        store
+    }
+
+    fn headers(authorization: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(authorization).unwrap(),
+        );
+        headers
+    }
+
+    #[rstest]
+    // AMSP:secret
+    #[case("Basic QU1TUDpzZWNyZXQ=", Authentication::Organization("AMSP".into()))]
+    #[case("basic QU1TUDpzZWNyZXQ=", Authentication::Organization("AMSP".into()))]
+    // AMSP:other
+    #[case(
+        "Basic QU1TUDpvdGhlcg==",
+        Authentication::Failed("Invalid username/password.")
+    )]
+    #[case(
+        "Basic",
+        Authentication::Failed("Invalid basic header. No credentials provided.")
+    )]
+    #[case(
+        "Basic a b",
+        Authentication::Failed(
+            "Invalid basic header. Credentials string should not contain spaces."
+        )
+    )]
+    #[case(
+        "Basic !!!",
+        Authentication::Failed("Invalid basic header. Credentials not correctly base64 encoded.")
+    )]
+    #[case("Token abc", Authentication::Failed("Invalid token."))]
+    #[case("Digest abc", Authentication::Anonymous)]
+    fn basic_auth_follows_drf(#[case] authorization: &str, #[case] expected: Authentication) {
+        assert_eq!(authenticate(&headers(authorization), &accounts()), expected);
+    }
+
+    #[test]
+    fn no_header_is_anonymous() {
+        assert_eq!(
+            authenticate(&HeaderMap::new(), &accounts()),
+            Authentication::Anonymous
+        );
+    }
+}
