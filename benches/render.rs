@@ -85,7 +85,10 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 /// A full mesh of `organizations` organizations, all in one channel.
 fn full_mesh(organizations: usize) -> String {
     let names: Vec<String> = (0..organizations).map(|i| format!("org-{i}")).collect();
-    let mut text = format!("name: mesh-{organizations}\nchannels:\n  everyone: [{}]\norganizations:\n", names.join(", "));
+    let mut text = format!(
+        "name: mesh-{organizations}\nchannels:\n  everyone: [{}]\norganizations:\n",
+        names.join(", ")
+    );
     for (index, name) in names.iter().enumerate() {
         text.push_str(&format!("  {name}: {{ mspId: Org{index}MSP }}\n"));
     }
@@ -107,18 +110,27 @@ fn render(organizations: usize) -> Measurement {
     let text = full_mesh(organizations);
     let baseline = CountingAllocator::reset_peak();
     let start = Instant::now();
-    let scenario = scenario::parse(Path::new("mesh.yaml"), &text).expect("the mesh is a valid scenario");
+    let scenario =
+        scenario::parse(Path::new("mesh.yaml"), &text).expect("the mesh is a valid scenario");
     let topology = Topology::build(&scenario).expect("the mesh has a topology");
-    let secrets = LinkSecrets::generate(&topology, [], SecretSource::Os).expect("the OS generator works");
-    let (documents, _) = values::backend_values(&scenario, &topology, &secrets, &|_| serde_json::Value::Null);
-    let mut yaml_bytes = values::to_yaml(&values::orchestrator_values(&scenario)).expect("YAML").len();
+    let secrets =
+        LinkSecrets::generate(&topology, [], SecretSource::Os).expect("the OS generator works");
+    let (documents, _) =
+        values::backend_values(&scenario, &topology, &secrets, &|_| serde_json::Value::Null);
+    let mut yaml_bytes = values::to_yaml(&values::orchestrator_values(&scenario))
+        .expect("YAML")
+        .len();
     for document in &documents {
         yaml_bytes += black_box(values::to_yaml(&document.linked).expect("YAML")).len();
     }
     let elapsed = start.elapsed();
     let peak_bytes = CountingAllocator::peak().saturating_sub(baseline);
     let links = topology.links.len();
-    assert_eq!(links, organizations * organizations, "a full mesh with self links");
+    assert_eq!(
+        links,
+        organizations * organizations,
+        "a full mesh with self links"
+    );
     drop(black_box((documents, secrets, topology, scenario)));
     Measurement {
         organizations,
@@ -160,6 +172,10 @@ fn main() {
         first.organizations,
         per_link(last) * 1e6,
         per_link(first) * 1e6,
-        if ratio <= 2.0 { "linear in links (within 2x)" } else { "NOT linear in links (more than 2x)" }
+        if ratio <= 2.0 {
+            "linear in links (within 2x)"
+        } else {
+            "NOT linear in links (more than 2x)"
+        }
     );
 }

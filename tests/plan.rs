@@ -23,12 +23,22 @@ const GUIDE_PLAN_LINES: &[&str] = &[
 
 #[test]
 fn the_guide_plan_lists_clusters_releases_channels_and_checks() {
-    let output = orgmesh().args(["plan", "scenarios/guide.yaml"]).output().expect("orgmesh runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = orgmesh()
+        .args(["plan", "scenarios/guide.yaml"])
+        .output()
+        .expect("orgmesh runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     for expected in GUIDE_PLAN_LINES {
-        assert!(lines.contains(expected), "the plan lacks {expected:?}:\n{stdout}");
+        assert!(
+            lines.contains(expected),
+            "the plan lacks {expected:?}:\n{stdout}"
+        );
     }
     // Two pairs and two self links; reach and auth per link plus complete per organization.
     let verify = lines
@@ -38,7 +48,10 @@ fn the_guide_plan_lists_clusters_releases_channels_and_checks() {
     assert!(verify.contains("4 directed links"), "{verify}");
     assert!(verify.contains("(2 self links)"), "{verify}");
     assert!(verify.contains(": 10 checks"), "{verify}");
-    assert!(!stdout.contains("faults"), "the guide declares no faults:\n{stdout}");
+    assert!(
+        !stdout.contains("faults"),
+        "the guide declares no faults:\n{stdout}"
+    );
     assert!(secret_like_runs(&stdout).is_empty(), "{stdout}");
     assert!(secret_like_runs(&String::from_utf8_lossy(&output.stderr)).is_empty());
 }
@@ -49,5 +62,7 @@ fn plan_refuses_an_invalid_scenario() {
         .args(["plan", "fixtures/invalid/unknown-key.yaml"])
         .assert()
         .code(2)
-        .stderr(predicates::str::contains("fixtures/invalid/unknown-key.yaml:6:29:"));
+        .stderr(predicates::str::contains(
+            "fixtures/invalid/unknown-key.yaml:6:29:",
+        ));
 }

@@ -33,7 +33,9 @@ fn entries<'a>(
         .pointer(&format!("/addAccountOperator/{list}"))
         .and_then(Value::as_array)
     else {
-        problems.push(format!("{organization}: addAccountOperator.{list} is not a list"));
+        problems.push(format!(
+            "{organization}: addAccountOperator.{list} is not a list"
+        ));
         return Vec::new();
     };
     array
@@ -41,7 +43,9 @@ fn entries<'a>(
         .filter_map(|entry| {
             let map = entry.as_object();
             if map.is_none() {
-                problems.push(format!("{organization}: an entry of {list} is not a mapping"));
+                problems.push(format!(
+                    "{organization}: an entry of {list} is not a mapping"
+                ));
             }
             map
         })
@@ -72,7 +76,9 @@ fn contract_violations(
     let names: BTreeSet<&String> = documents.keys().collect();
     let declared: BTreeSet<&String> = scenario.organizations.iter().map(|o| &o.name).collect();
     if names != declared {
-        problems.push(format!("documents for {names:?}, organizations {declared:?}"));
+        problems.push(format!(
+            "documents for {names:?}, organizations {declared:?}"
+        ));
     }
 
     // Entries by (organization, list, entry name); duplicates are violations.
@@ -83,8 +89,13 @@ fn contract_violations(
             continue;
         };
         let name = organization.name.as_str();
-        if document.pointer("/orchestrator/mspID") != Some(&Value::String(organization.msp_id.clone())) {
-            problems.push(format!("{name}: orchestrator.mspID is not {}", organization.msp_id));
+        if document.pointer("/orchestrator/mspID")
+            != Some(&Value::String(organization.msp_id.clone()))
+        {
+            problems.push(format!(
+                "{name}: orchestrator.mspID is not {}",
+                organization.msp_id
+            ));
         }
         let channel_on_incoming = faults.contains(&Fault::ChannelOnIncoming {
             at: organization.name.clone(),
@@ -102,7 +113,9 @@ fn contract_violations(
                     &["name", "secret"]
                 };
                 if keys != expected_keys {
-                    problems.push(format!("{name}: a {list} entry has keys {keys:?}, expected {expected_keys:?}"));
+                    problems.push(format!(
+                        "{name}: a {list} entry has keys {keys:?}, expected {expected_keys:?}"
+                    ));
                 }
                 let Some(entry_name) = entry.get("name").and_then(Value::as_str) else {
                     problems.push(format!("{name}: a {list} entry has no string `name`"));
@@ -110,7 +123,9 @@ fn contract_violations(
                 };
                 match entry.get("secret").and_then(Value::as_str) {
                     Some(secret) if is_secret_like(secret) => {}
-                    _ => problems.push(format!("{name}: {list}[{entry_name}] has no 128-hex secret")),
+                    _ => problems.push(format!(
+                        "{name}: {list}[{entry_name}] has no 128-hex secret"
+                    )),
                 }
                 if table.insert((name, entry_name), entry).is_some() {
                     problems.push(format!("{name}: {list} lists `{entry_name}` twice"));
@@ -120,7 +135,10 @@ fn contract_violations(
     }
 
     let secret = |entry: &serde_json::Map<String, Value>| {
-        entry.get("secret").and_then(Value::as_str).map(str::to_owned)
+        entry
+            .get("secret")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
     };
     let mut expected_incoming = HashSet::new();
     let mut expected_outgoing = HashSet::new();
@@ -132,22 +150,30 @@ fn contract_violations(
         let outgoing_entry = outgoing.get(&(from, msp_to));
         if directed(missing_incoming, from, to) {
             if incoming_entry.is_some() {
-                problems.push(format!("{from}→{to}: missing-incoming, yet {to} has an incoming entry for {msp_from}"));
+                problems.push(format!(
+                    "{from}→{to}: missing-incoming, yet {to} has an incoming entry for {msp_from}"
+                ));
             }
         } else {
             expected_incoming.insert((to, msp_from));
             if incoming_entry.is_none() {
-                problems.push(format!("{from}→{to}: {to} has no incoming entry named {msp_from}"));
+                problems.push(format!(
+                    "{from}→{to}: {to} has no incoming entry named {msp_from}"
+                ));
             }
         }
         if directed(missing_outgoing, from, to) {
             if outgoing_entry.is_some() {
-                problems.push(format!("{from}→{to}: missing-outgoing, yet {from} has an outgoing entry for {msp_to}"));
+                problems.push(format!(
+                    "{from}→{to}: missing-outgoing, yet {from} has an outgoing entry for {msp_to}"
+                ));
             }
         } else {
             expected_outgoing.insert((from, msp_to));
             if outgoing_entry.is_none() {
-                problems.push(format!("{from}→{to}: {from} has no outgoing entry named {msp_to}"));
+                problems.push(format!(
+                    "{from}→{to}: {from} has no outgoing entry named {msp_to}"
+                ));
             }
         }
         if let (Some(incoming_entry), Some(outgoing_entry)) = (incoming_entry, outgoing_entry) {
@@ -155,7 +181,11 @@ fn contract_violations(
             if directed(wrong, from, to) == same {
                 problems.push(format!(
                     "{from}→{to}: {to}'s incoming and {from}'s outgoing secrets are {}",
-                    if same { "equal despite wrong-secret" } else { "different" }
+                    if same {
+                        "equal despite wrong-secret"
+                    } else {
+                        "different"
+                    }
                 ));
             }
         }
@@ -167,12 +197,12 @@ fn contract_violations(
             problems.push(format!("{from}→{to} and {other} share a secret"));
         }
     }
-    for (key, _) in &incoming {
+    for key in incoming.keys() {
         if !expected_incoming.contains(key) {
             problems.push(format!("{}: unexpected incoming entry {}", key.0, key.1));
         }
     }
-    for (key, _) in &outgoing {
+    for key in outgoing.keys() {
         if !expected_outgoing.contains(key) {
             problems.push(format!("{}: unexpected outgoing entry {}", key.0, key.1));
         }
@@ -197,7 +227,10 @@ fn orchestrator_violations(scenario: &Scenario, document: &Value) -> Vec<String>
     if document.get("channels") == Some(&Value::Array(expected.clone())) {
         Vec::new()
     } else {
-        vec![format!("orchestrator channels are {:?}, expected {expected:?}", document.get("channels"))]
+        vec![format!(
+            "orchestrator channels are {:?}, expected {expected:?}",
+            document.get("channels")
+        )]
     }
 }
 
@@ -215,7 +248,11 @@ fn rendered_scenarios_keep_the_linking_contract(#[files("scenarios/*.yaml")] pat
         .assert()
         .success();
 
-    assert_eq!(mode(&out), 0o700, "render creates its directory with mode 0700");
+    assert_eq!(
+        mode(&out),
+        0o700,
+        "render creates its directory with mode 0700"
+    );
     let mut expected_files: BTreeSet<String> = scenario
         .organizations
         .iter()
@@ -224,11 +261,20 @@ fn rendered_scenarios_keep_the_linking_contract(#[files("scenarios/*.yaml")] pat
     expected_files.insert("orchestrator-values.yaml".to_owned());
     let written: BTreeSet<String> = std::fs::read_dir(&out)
         .expect("the output directory is readable")
-        .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     assert_eq!(written, expected_files, "{}", path.display());
     for file in &written {
-        assert_eq!(mode(&out.join(file)), 0o600, "{file} holds secrets: mode 0600");
+        assert_eq!(
+            mode(&out.join(file)),
+            0o600,
+            "{file} holds secrets: mode 0600"
+        );
     }
 
     let documents: BTreeMap<String, Value> = scenario
@@ -244,7 +290,12 @@ fn rendered_scenarios_keep_the_linking_contract(#[files("scenarios/*.yaml")] pat
         &scenario,
         &read_yaml(&out.join("orchestrator-values.yaml")),
     ));
-    assert!(problems.is_empty(), "{}:\n{}", path.display(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{}:\n{}",
+        path.display(),
+        problems.join("\n")
+    );
 }
 
 fn mode(path: &Path) -> u32 {
@@ -290,8 +341,47 @@ fn the_contract_checker_catches_a_swapped_secret() {
         .collect();
     assert!(contract_violations(&scenario, &topology, &documents).is_empty());
     let ingen = documents.get_mut("ingen").expect("ingen's document");
-    ingen["addAccountOperator"]["outgoingOrganizations"][1]["secret"] = Value::String("0".repeat(128));
+    ingen["addAccountOperator"]["outgoingOrganizations"][1]["secret"] =
+        Value::String("0".repeat(128));
     assert!(!contract_violations(&scenario, &topology, &documents).is_empty());
+}
+
+/// A scenario with every fault that changes values: the checker applies DESIGN §4's rules
+/// to it, and the same documents break the fault-free contract, so the faults are really there.
+#[test]
+fn faults_change_exactly_the_entries_they_name() {
+    let text = "name: faults
+channels:
+  our-channel: [ingen, biotechnica, tyrell]
+organizations:
+  ingen: { mspId: IngenMSP }
+  biotechnica: { mspId: BiotechnicaMSP }
+  tyrell: { mspId: TyrellMSP }
+faults:
+  - wrong-secret: { from: ingen, to: biotechnica }
+  - missing-incoming: { from: biotechnica, to: ingen }
+  - missing-outgoing: { from: tyrell, to: ingen }
+  - channel-on-incoming: { at: tyrell }
+";
+    let scenario = scenario::parse(Path::new("faults.yaml"), text).expect("a valid scenario");
+    let topology = Topology::build(&scenario).expect("a topology");
+    let wrong = [("ingen", "biotechnica")];
+    let secrets =
+        LinkSecrets::generate(&topology, wrong, SecretSource::Seeded(3)).expect("secrets");
+    let (documents, _) = values::backend_values(&scenario, &topology, &secrets, &|_| Value::Null);
+    let documents: BTreeMap<String, Value> = documents
+        .into_iter()
+        .map(|d| (d.organization, d.linked))
+        .collect();
+    let problems = contract_violations(&scenario, &topology, &documents);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    let mut healthy = scenario.clone();
+    healthy.faults.clear();
+    let problems = contract_violations(&healthy, &topology, &documents);
+    // One violation per fault at least: the wrong secret, the two missing entries, and the
+    // `channel` key on each of tyrell's three incoming entries.
+    assert!(problems.len() >= 6, "{}", problems.join("\n"));
 }
 
 /// A random scenario: organizations, channels with members, and how they are linked.
@@ -403,12 +493,19 @@ impl RandomScenario {
         text.push_str("organizations:\n");
         for o in 0..self.organizations {
             if self.explicit_msp[o] {
-                text.push_str(&format!("  {}: {{ mspId: {} }}\n", organization_name(o), msp_id(self, o)));
+                text.push_str(&format!(
+                    "  {}: {{ mspId: {} }}\n",
+                    organization_name(o),
+                    msp_id(self, o)
+                ));
             } else {
                 text.push_str(&format!("  {}: {{}}\n", organization_name(o)));
             }
         }
-        text.push_str(&format!("links:\n  mode: {}\n  self: {}\n", self.mode, self.self_links));
+        text.push_str(&format!(
+            "links:\n  mode: {}\n  self: {}\n",
+            self.mode, self.self_links
+        ));
         if self.mode == "explicit" {
             let pairs: Vec<String> = self
                 .explicit_pairs()
@@ -426,7 +523,10 @@ fn random_scenario() -> impl Strategy<Value = RandomScenario> {
         .prop_flat_map(|(organizations, channels)| {
             (
                 Just(organizations),
-                proptest::collection::vec(proptest::collection::vec(any::<bool>(), channels), organizations),
+                proptest::collection::vec(
+                    proptest::collection::vec(any::<bool>(), channels),
+                    organizations,
+                ),
                 proptest::collection::vec(any::<bool>(), organizations),
                 prop_oneof![Just("channels"), Just("full"), Just("explicit")],
                 any::<bool>(),

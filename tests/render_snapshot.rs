@@ -4,17 +4,24 @@
 
 mod common;
 
-
 use common::{is_secret_like, orgmesh, read_yaml};
 
 /// Organizations of the guide and their MSP ids, as the scenario declares them.
-const GUIDE_ORGANIZATIONS: [(&str, &str); 2] = [("ingen", "IngenMSP"), ("biotechnica", "BiotechnicaMSP")];
+const GUIDE_ORGANIZATIONS: [(&str, &str); 2] =
+    [("ingen", "IngenMSP"), ("biotechnica", "BiotechnicaMSP")];
 
 #[test]
 fn guide_backend_values_match_the_snapshot() {
     let out = tempfile::tempdir().expect("a temporary directory");
     orgmesh()
-        .args(["render", "scenarios/guide.yaml", "--seed", "1", "--force", "--out"])
+        .args([
+            "render",
+            "scenarios/guide.yaml",
+            "--seed",
+            "1",
+            "--force",
+            "--out",
+        ])
         .arg(out.path())
         .assert()
         .success();
@@ -33,16 +40,30 @@ fn guide_backend_values_match_the_snapshot() {
             // Both organizations, the self link included; names are MSP ids, in file order.
             assert_eq!(names, msp_ids, "{file}: {list}");
             for entry in entries {
-                let keys: Vec<&String> = entry.as_object().expect("an entry is a mapping").keys().collect();
+                let keys: Vec<&String> = entry
+                    .as_object()
+                    .expect("an entry is a mapping")
+                    .keys()
+                    .collect();
                 assert_eq!(keys, ["name", "secret"], "{file}: {list}: no `channel` key");
-                assert!(is_secret_like(entry["secret"].as_str().unwrap_or_default()), "{file}: {list}");
+                assert!(
+                    is_secret_like(entry["secret"].as_str().unwrap_or_default()),
+                    "{file}: {list}"
+                );
             }
         }
-        assert!(document.pointer("/addAccountOperator/incomingOrganizations/0/channel").is_none());
+        assert!(
+            document
+                .pointer("/addAccountOperator/incomingOrganizations/0/channel")
+                .is_none()
+        );
         let text = std::fs::read_to_string(&path).expect("the rendered file is readable");
         // `our-channel:` under `orchestrator.channels` is fine; an entry's `channel:` key is not.
         assert!(
-            !text.lines().any(|line| line.trim_start().trim_start_matches("- ").starts_with("channel:")),
+            !text.lines().any(|line| line
+                .trim_start()
+                .trim_start_matches("- ")
+                .starts_with("channel:")),
             "{file} must not carry the guide's `channel` key"
         );
         insta::assert_snapshot!(file, text);

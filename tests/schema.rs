@@ -28,8 +28,12 @@ const STRUCTURAL_FIXTURES: &[&str] = &[
 fn validator() -> jsonschema::Validator {
     let output = orgmesh().arg("schema").output().expect("orgmesh runs");
     assert!(output.status.success());
-    let schema: Value = serde_json::from_slice(&output.stdout).expect("`orgmesh schema` prints JSON");
-    assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    let schema: Value =
+        serde_json::from_slice(&output.stdout).expect("`orgmesh schema` prints JSON");
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
     // Offline: default features are off, so any remote reference would fail to resolve here.
     jsonschema::validator_for(&schema).expect("the schema is itself a valid draft 2020-12 schema")
 }
@@ -44,8 +48,16 @@ fn instance(path: &std::path::Path) -> Value {
 fn the_schema_accepts_every_scenario(#[files("scenarios/*.yaml")] path: PathBuf) {
     let validator = validator();
     let instance = instance(&path);
-    let errors: Vec<String> = validator.iter_errors(&instance).map(|e| format!("{e} at {}", e.instance_path)).collect();
-    assert!(errors.is_empty(), "{}:\n{}", path.display(), errors.join("\n"));
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{}:\n{}",
+        path.display(),
+        errors.join("\n")
+    );
 }
 
 #[test]
@@ -53,7 +65,10 @@ fn the_schema_rejects_structurally_invalid_fixtures() {
     let validator = validator();
     for fixture in STRUCTURAL_FIXTURES {
         let instance = instance(&package_root().join(fixture));
-        assert!(!validator.is_valid(&instance), "the schema accepts {fixture}");
+        assert!(
+            !validator.is_valid(&instance),
+            "the schema accepts {fixture}"
+        );
     }
 }
 
@@ -62,15 +77,39 @@ fn the_schema_rejects_structurally_invalid_fixtures() {
 fn the_schema_names_every_top_level_key() {
     let output = orgmesh().arg("schema").output().expect("orgmesh runs");
     let schema: Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    let keys: Vec<&str> = schema["properties"].as_object().expect("properties").keys().map(String::as_str).collect();
+    let keys: Vec<&str> = schema["properties"]
+        .as_object()
+        .expect("properties")
+        .keys()
+        .map(String::as_str)
+        .collect();
     for key in [
-        "version", "name", "description", "provider", "charts", "clusters", "orchestrator", "channels",
-        "organizations", "links", "steps", "faults", "expect",
+        "version",
+        "name",
+        "description",
+        "provider",
+        "charts",
+        "clusters",
+        "orchestrator",
+        "channels",
+        "organizations",
+        "links",
+        "steps",
+        "faults",
+        "expect",
     ] {
         assert!(keys.contains(&key), "the schema lacks `{key}`: {keys:?}");
     }
-    assert_eq!(schema["additionalProperties"], false, "unknown keys are errors");
-    let mut required: Vec<&str> = schema["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
+    assert_eq!(
+        schema["additionalProperties"], false,
+        "unknown keys are errors"
+    );
+    let mut required: Vec<&str> = schema["required"]
+        .as_array()
+        .expect("required")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
     required.sort_unstable();
     assert_eq!(required, ["channels", "name", "organizations"]);
 }

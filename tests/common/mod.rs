@@ -3,7 +3,10 @@
 
 // Each test crate includes this module and uses a different subset of it, so an
 // `#[expect(dead_code)]` would be unfulfilled in the crates that use everything.
-#![allow(dead_code, reason = "each test crate uses a different subset of these helpers")]
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different subset of these helpers"
+)]
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
