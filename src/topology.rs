@@ -312,8 +312,8 @@ impl Topology {
         self.links.iter().filter(move |l| l.from == organization)
     }
 
-    /// The number of checks a verification makes: reach and auth per link, complete per
-    /// organization that has links.
+    /// The number of checks a verification makes: reach and auth per link, and one
+    /// `complete` check per organization (its table must list exactly its peers, even none).
     pub fn check_count(&self, organizations: usize) -> usize {
         self.links.len() * 2 + organizations
     }

@@ -129,12 +129,13 @@ pub fn backend_values(
     profile: &dyn Fn(&str) -> Value,
 ) -> (Vec<BackendValues>, Vec<String>) {
     let mut warnings = Vec::new();
-    let msp = |name: &str| {
-        scenario
-            .organization(name)
-            .map_or(name, |o| o.msp_id.as_str())
-            .to_owned()
-    };
+    let msp_ids: std::collections::HashMap<&str, &str> = scenario
+        .organizations
+        .iter()
+        .map(|o| (o.name.as_str(), o.msp_id.as_str()))
+        .collect();
+    let msp = |name: &str| msp_ids.get(name).copied().unwrap_or(name).to_owned();
+
     let mut wrong = HashSet::new();
     let mut missing_incoming = HashSet::new();
     let mut missing_outgoing = HashSet::new();

@@ -165,19 +165,17 @@ fn validate_reports_every_file() {
     );
 }
 
-/// Known defects in `src/`, each a failing test kept out of the default run so that the
-/// suite stays green; `cargo test -- --ignored` shows them failing until they are fixed.
-mod known_bugs {
+/// Defects found in `src/` by these tests, kept as regressions.
+mod regressions {
     use super::*;
 
     /// A missing key is reported at the last key of the mapping (`organizations:`, 4:1)
     /// instead of the mapping that lacks it (2:1).
     #[test]
-    #[ignore = "src bug: missing-field diagnostics point at the mapping's last key, not the mapping"]
     fn a_missing_key_is_reported_at_its_mapping() {
-        let stderr = refused(Path::new("fixtures/known-bugs/missing-name.yaml"));
+        let stderr = refused(Path::new("fixtures/regressions/missing-name.yaml"));
         assert!(
-            stderr.contains("fixtures/known-bugs/missing-name.yaml:2:1: missing field `name`"),
+            stderr.contains("fixtures/regressions/missing-name.yaml:2:1: missing field `name`"),
             "{stderr}"
         );
     }
@@ -185,7 +183,6 @@ mod known_bugs {
     /// Parser messages go through `escape_debug`, which escapes quotes as well as control
     /// characters: `unclosed bracket \'{\'` instead of `unclosed bracket '{'`.
     #[test]
-    #[ignore = "src bug: load.rs escape_debug escapes quotes in parser messages"]
     fn parser_messages_keep_their_quotes() {
         let stderr = refused(Path::new("fixtures/invalid/not-yaml.yaml"));
         assert!(stderr.contains("unclosed bracket '{'"), "{stderr}");
@@ -194,7 +191,6 @@ mod known_bugs {
 
     /// `lowercase_first` lowercases the first letter of an acronym: `yAML document too large`.
     #[test]
-    #[ignore = "src bug: load.rs lowercase_first turns `YAML` into `yAML`"]
     fn budget_messages_do_not_mangle_yaml() {
         let stderr = refused(Path::new("fixtures/invalid/deep-nesting.yaml"));
         assert!(!stderr.contains("yAML"), "{stderr}");
@@ -204,7 +200,6 @@ mod known_bugs {
     /// (or `/dev/zero`) is read into memory first. Under a 400 MB address-space limit a sparse
     /// 1 GiB file must still get the size diagnostic, not `cannot read the file: out of memory`.
     #[test]
-    #[ignore = "src bug: load.rs load_file reads the whole file before checking MAX_SCENARIO_BYTES"]
     fn a_huge_file_is_refused_without_reading_it() {
         let directory = tempfile::tempdir().expect("a temporary directory");
         let path = directory.path().join("sparse.yaml");

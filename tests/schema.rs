@@ -22,7 +22,7 @@ const STRUCTURAL_FIXTURES: &[&str] = &[
     "fixtures/invalid/scenario-name-too-long.yaml",
     "fixtures/invalid/wrong-type.yaml",
     "fixtures/invalid/unknown-link-mode.yaml",
-    "fixtures/known-bugs/missing-name.yaml",
+    "fixtures/regressions/missing-name.yaml",
 ];
 
 fn validator() -> jsonschema::Validator {

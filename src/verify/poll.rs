@@ -251,7 +251,10 @@ pub async fn verify_source(
     loop {
         let reach_pending = reach.iter().any(|t| t.settled.is_none()) || complete.settled.is_none();
         if reach_pending {
-            pacer.acquire(&source.cluster).await;
+            tokio::select! {
+                () = pacer.acquire(&source.cluster) => {}
+                () = cancel.cancelled() => break,
+            }
             let seen: Result<Vec<_>, String> =
                 match provider.exec(&source.name, &table_argv()).await {
                     Ok(output) if output.exit_code == 0 => {

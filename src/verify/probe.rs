@@ -8,9 +8,10 @@
 //! with the real database; the simulator recognises the same argv.
 
 /// The Python the probe runs inside the backend. One output line per (outgoing organization,
-/// channel the backend knows it in): `ORG_ID CHANNEL ADDRESS STATUS`, where STATUS is an HTTP
-/// code or `error <exception text>`; an outgoing organization with no channel row yet (not
-/// synced from the orchestrator) gives `ORG_ID - - unsynced`.
+/// channel the backend knows it in): `ORG_ID<TAB>CHANNEL<TAB>ADDRESS<TAB>STATUS`, where STATUS is
+/// an HTTP code or `error <exception text>`; an outgoing organization with no channel row yet
+/// (not synced from the orchestrator) gives `ORG_ID - - unsynced`. Tabs separate the fields
+/// because an id corrupted by a `channel` key holds a space (`name SECRET`).
 pub const PROBE_SCRIPT: &str = r#"import requests
 from django.conf import settings
 from api.models import ChannelOrganization
@@ -18,14 +19,14 @@ from organization.models import OutgoingOrganization
 for o in OutgoingOrganization.objects.all():
     rows = list(ChannelOrganization.objects.filter(organization_id=o.organization_id))
     if not rows:
-        print(o.organization_id, "-", "-", "unsynced")
+        print("\t".join([o.organization_id, "-", "-", "unsynced"]))
     for c in rows:
         try:
             r = requests.get(c.address.rstrip("/") + "/model/", auth=(settings.MSP_ID, o.secret), headers={"Substra-Channel-Name": c.channel}, timeout=settings.HTTP_CLIENT_TIMEOUT_SECONDS)
             status = str(r.status_code)
         except requests.exceptions.RequestException as exc:
             status = "error " + " ".join(str(exc).split())
-        print(o.organization_id, c.channel, c.address, status)
+        print("\t".join([o.organization_id, c.channel, c.address, status]))
 "#;
 
 /// The argv of the outgoing-table command, run in the server container.
@@ -70,7 +71,7 @@ pub fn parse_probe_output(output: &str) -> Vec<ProbeLine> {
     output
         .lines()
         .filter_map(|line| {
-            let mut fields = line.trim_end().splitn(4, ' ');
+            let mut fields = line.trim_end_matches(['\r', '\n']).splitn(4, '\t');
             let (org_id, channel, address, status) = (
                 fields.next()?,
                 fields.next()?,
@@ -108,7 +109,7 @@ pub fn format_probe_output(lines: &[ProbeLine]) -> String {
                 ProbeStatus::Unsynced => "unsynced".to_owned(),
             };
             format!(
-                "{} {} {} {}\n",
+                "{}\t{}\t{}\t{}\n",
                 line.org_id,
                 line.channel.as_deref().unwrap_or("-"),
                 line.address.as_deref().unwrap_or("-"),
@@ -152,7 +153,10 @@ mod tests {
 
     #[test]
     fn the_script_prints_the_documented_fields() {
-        assert!(PROBE_SCRIPT.contains("print(o.organization_id, c.channel, c.address, status)"));
+        assert!(
+            PROBE_SCRIPT
+                .contains(r#"print("\t".join([o.organization_id, c.channel, c.address, status]))"#)
+        );
         assert!(PROBE_SCRIPT.contains(r#""unsynced""#));
         assert_eq!(probe_argv()[3], PROBE_SCRIPT);
     }
