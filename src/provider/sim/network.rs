@@ -116,6 +116,17 @@ impl SimNetwork {
         organization: &str,
         cluster_ip: Ipv4Addr,
     ) -> Result<String, SimError> {
+        self.bind_organization_at(organization, cluster_ip, 0).await
+    }
+
+    /// Like [`Self::bind_organization`], on a chosen port (a NodePort, when the simulator
+    /// stands in for a cluster's pods); port 0 picks a free one.
+    pub async fn bind_organization_at(
+        &self,
+        organization: &str,
+        cluster_ip: Ipv4Addr,
+        port: u16,
+    ) -> Result<String, SimError> {
         if self.is_shut_down() {
             return Err(SimError::ShutDown);
         }
@@ -130,7 +141,7 @@ impl SimNetwork {
             cluster_ip,
             source,
         };
-        let listener = TcpListener::bind(SocketAddr::from((cluster_ip, 0)))
+        let listener = TcpListener::bind(SocketAddr::from((cluster_ip, port)))
             .await
             .map_err(bind_error)?;
         let listen_address = listener.local_addr().map_err(bind_error)?;
