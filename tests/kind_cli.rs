@@ -228,7 +228,7 @@ async fn preflight_reports_an_unreachable_engine_and_an_old_helm_together() {
         matches!(&problems[0], Problem::DockerUnreachable { detail } if detail.contains("Cannot connect to the Docker daemon"))
     );
     assert!(
-        matches!(&problems[1], Problem::UnsupportedHelm { detail } if detail.contains("v2.17.0"))
+        matches!(&problems[1], Problem::UnsupportedHelm { text } if text == "v2.17.0+ga690bad")
     );
 }
 
@@ -735,4 +735,48 @@ async fn a_failed_upgrade_keeps_argv_exit_code_and_helms_message() {
     assert!(argv.contains(&"--rollback-on-failure".to_owned()));
     let (_, recorded) = fakes.calls().pop().unwrap();
     assert_eq!(&recorded, argv);
+}
+
+#[tokio::test]
+async fn create_clusters_runs_at_most_the_given_number_at_once() {
+    let fakes = Fakes::with(&[("ORGMESH_FAKE_KIND_CREATE_SECONDS", "0.8")]);
+    let names = ["orgmesh-t-a", "orgmesh-t-b", "orgmesh-t-c", "orgmesh-t-d"];
+    let outcomes = kind::create_clusters(
+        &fakes.environment,
+        fakes.specs(&names),
+        &fakes.options(),
+        |_| {},
+    )
+    .await;
+    assert!(outcomes.iter().all(|outcome| outcome.result.is_ok()));
+    let counts: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fakes.path().join("kind/in_flight.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(counts["max"], 2, "the default concurrency is 2");
+    assert_eq!(counts["now"], 0);
+}
+
+#[tokio::test]
+async fn fake_helm_rejects_a_value_after_wait() {
+    let fakes = Fakes::new();
+    let command = Command::new("helm").args([
+        "upgrade",
+        "--install",
+        "backend",
+        "substra-backend",
+        "--wait",
+        "true",
+        "--kubeconfig",
+        "/nonexistent",
+    ]);
+    let output = process::run_unchecked(&fakes.environment.apply(command), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(output.exit_code, 1);
+    assert!(
+        output
+            .stderr
+            .starts_with(r#"Error: "helm upgrade" requires 2 arguments"#)
+    );
 }

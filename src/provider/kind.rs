@@ -493,8 +493,8 @@ pub enum Problem {
         detail: String,
         hint: &'static str,
     },
-    #[error("{detail}: install Helm 3 or 4: {HELM_INSTALL}")]
-    UnsupportedHelm { detail: String },
+    #[error("helm {text} is not supported: install Helm 3 or 4: {HELM_INSTALL}")]
+    UnsupportedHelm { text: String },
     #[error(
         "fs.inotify.{setting} is {value}, but {clusters} kind clusters need at least {minimum}: run `sudo sysctl fs.inotify.{setting}={minimum}` (to keep it, add `fs.inotify.{setting} = {minimum}` to /etc/sysctl.d/99-kind.conf)"
     )]
@@ -588,17 +588,16 @@ pub async fn preflight_with(
     let helm = match query(environment, helm::version()).await {
         Ok(output) => match helm::parse_version(&output.stdout) {
             Ok(version) => Some(version),
-            Err(
-                error @ (HelmError::UnsupportedVersion { .. } | HelmError::ParseVersion { .. }),
-            ) => {
-                problems.push(Problem::UnsupportedHelm {
-                    detail: error.to_string(),
-                });
+            Err(HelmError::UnsupportedVersion { text }) => {
+                problems.push(Problem::UnsupportedHelm { text });
                 None
             }
             Err(error) => {
-                problems.push(Problem::UnsupportedHelm {
+                problems.push(Problem::ToolFailed {
+                    tool: "helm",
+                    command: helm::version().display(),
                     detail: error.to_string(),
+                    hint: HELM_INSTALL,
                 });
                 None
             }
