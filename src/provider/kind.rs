@@ -130,8 +130,9 @@ pub fn run_prefix(run_id: &str) -> String {
 /// `10.(17+2i).0.0/16`, so pod and service addresses never collide across clusters (a
 /// precondition for routing between them, kind#926). For the at most [`MAX_CLUSTERS`] clusters
 /// that is 10.16.0.0 to 10.115.255.255, which stays clear of Docker's `kind` network
-/// (172.18.0.0/16) and of kind's defaults for other clusters (10.244.0.0/16, 10.96.0.0/16 is
-/// inside the range but only matters within one cluster).
+/// (172.18.0.0/16) and of kind's default pod subnet 10.244.0.0/16. A user's own kind cluster
+/// with the default service subnet 10.96.0.0/16 may share addresses with cluster 40, which is
+/// harmless: service addresses are only routed inside their own cluster.
 pub fn cluster_config(index: usize) -> Result<String, KindError> {
     if index >= MAX_CLUSTERS {
         return Err(KindError::TooManyClusters { index });
