@@ -11,8 +11,10 @@
 
 pub mod charts;
 pub mod cli;
+pub mod deploy;
 pub mod error;
 pub mod plan;
+pub mod process;
 pub mod provider;
 pub mod report;
 pub mod run;
