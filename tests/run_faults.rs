@@ -199,7 +199,11 @@ fn faults_show_their_derived_values_on_exactly_the_links_they_touch(#[case] faul
                     .get(&key(kind, from, to))
                     .unwrap_or_else(|| panic!("no {kind} check for {from}→{to}"));
                 assert_eq!(
-                    (check.expected.as_str(), check.observed.as_str(), check.passed),
+                    (
+                        check.expected.as_str(),
+                        check.observed.as_str(),
+                        check.passed
+                    ),
                     (value, value, true),
                     "{} under {faults:?}",
                     check.name()

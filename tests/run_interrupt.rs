@@ -70,7 +70,13 @@ fn the_first_interrupt_tears_down_and_exits_130() {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("orgmesh"))
         .current_dir(package_root())
         .env("NO_COLOR", "1")
-        .args(["run", "scenarios/shared-cluster.yaml", "--seed", "3", "--run-dir"])
+        .args([
+            "run",
+            "scenarios/shared-cluster.yaml",
+            "--seed",
+            "3",
+            "--run-dir",
+        ])
         .arg(&run_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -90,7 +96,8 @@ fn the_first_interrupt_tears_down_and_exits_130() {
         }
     });
     let stdout = child.stdout.take().expect("piped stdout");
-    let stdout_reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let stdout_reader =
+        std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
 
     let mut transcript = Vec::new();
     let deadline = Instant::now() + START_BUDGET;
@@ -118,7 +125,10 @@ fn the_first_interrupt_tears_down_and_exits_130() {
     let addresses = backend_addresses(&run_dir.join("values"));
     assert_eq!(addresses.len(), 5, "five organizations");
     for address in &addresses {
-        assert!(accepts_connections(*address), "{address} is not up during verify");
+        assert!(
+            accepts_connections(*address),
+            "{address} is not up during verify"
+        );
     }
 
     let status = Command::new("kill")

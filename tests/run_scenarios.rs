@@ -20,6 +20,9 @@ use common::run::{checks_by_key, directories_under, files_under, key, mode, run_
 /// The seed of every run here: reproducible secrets make a failure reproducible too.
 const SEED: &str = "3";
 
+/// The phases a run of the default steps `[deploy, link, verify]` reports, in order.
+const DEFAULT_PHASES: [&str; 5] = ["clusters", "deploy", "link", "verify", "teardown"];
+
 #[rstest]
 fn every_scenario_runs_and_meets_its_derived_expectations(
     #[files("scenarios/*.yaml")] path: PathBuf,
@@ -33,6 +36,11 @@ fn every_scenario_runs_and_meets_its_derived_expectations(
     assert!(report.passed, "report.json says the run failed");
     assert_eq!(report.scenario, scenario.name);
     assert_eq!(report.provider, "sim");
+    let phases: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        phases, DEFAULT_PHASES,
+        "the phases of the default steps, in order"
+    );
     assert_eq!(
         report.checks.len(),
         topology.check_count(scenario.organizations.len()),
@@ -123,11 +131,7 @@ fn the_guide_literal_values_reach_every_peer_and_authenticate_to_none() {
             );
             let auth = checks[&key(CheckKind::Auth, from, to)];
             assert_eq!(
-                (
-                    auth.expected.as_str(),
-                    auth.observed.as_str(),
-                    auth.passed
-                ),
+                (auth.expected.as_str(), auth.observed.as_str(), auth.passed),
                 (GUIDE_LITERAL_AUTH, GUIDE_LITERAL_AUTH, true),
                 "auth {from}→{to}"
             );

@@ -53,7 +53,11 @@ impl Run {
 /// Runs `orgmesh run SCENARIO --run-dir <tmp>/run` with `arguments` after it. The run
 /// directory does not exist beforehand, as `--run-dir` wants.
 pub fn run_scenario(scenario: &Path, arguments: &[&str]) -> Run {
-    run_in(tempfile::tempdir().expect("a temporary directory"), scenario, arguments)
+    run_in(
+        tempfile::tempdir().expect("a temporary directory"),
+        scenario,
+        arguments,
+    )
 }
 
 /// Writes scenario `text` into a new temporary directory and runs it there.
