@@ -296,3 +296,33 @@ fn an_explicit_expectation_that_matches_a_fault_passes() {
     );
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
 }
+
+/// A verify budget far shorter than the three stable observations a check needs.
+const NO_TIME_TO_SETTLE: &str = "1ms";
+
+#[test]
+fn a_check_that_never_settles_fails_even_where_an_error_is_expected() {
+    // A partition's links are expected to show `error`, which is also what a check that ran
+    // out of time reports: only a settled observation may count as a detected fault.
+    let run = common::run::run_scenario(
+        std::path::Path::new("scenarios/partition.yaml"),
+        &["--seed", "4", "--timeout", NO_TIME_TO_SETTLE],
+    );
+    assert_eq!(run.code(), Some(1), "{}", run.transcript());
+    let report = run.report();
+    let cut = report
+        .check(CheckKind::Reach, "north", "south")
+        .expect("a reach check for north→south");
+    assert_eq!(cut.expected, "error");
+    assert!(!cut.passed, "an unsettled check passed: {cut:?}");
+    let passed: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| c.passed)
+        .map(|c| c.name())
+        .collect();
+    assert!(
+        passed.is_empty(),
+        "checks passed without settling: {passed:?}"
+    );
+}
