@@ -8,6 +8,8 @@
     reason = "each test crate uses a different subset of these helpers"
 )]
 
+pub mod run;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

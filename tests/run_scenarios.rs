@@ -1,0 +1,147 @@
+//! Every file in `scenarios/` runs on the simulator and passes (DESIGN §7, rung 2): exit 0, a
+//! report with exactly one reach and one auth check per directed link of the topology and one
+//! complete check per organization, each meeting the topology's expectation, a JUnit file with
+//! one passing testcase per check, and a private run directory.
+//!
+//! The guide's literal values get their own test with the outcome written out as data, so
+//! that it checks the simulator and the topology instead of trusting the topology.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use orgmesh::report::CheckKind;
+use rstest::rstest;
+
+use common::relative;
+use common::run::{checks_by_key, directories_under, files_under, key, mode, run_scenario};
+
+/// The seed of every run here: reproducible secrets make a failure reproducible too.
+const SEED: &str = "3";
+
+/// The phases a run of the default steps `[deploy, link, verify]` reports, in order.
+const DEFAULT_PHASES: [&str; 5] = ["clusters", "deploy", "link", "verify", "teardown"];
+
+#[rstest]
+fn every_scenario_runs_and_meets_its_derived_expectations(
+    #[files("scenarios/*.yaml")] path: PathBuf,
+) {
+    let scenario_path = relative(&path);
+    let (scenario, topology) = orgmesh::cli::load(&path).expect("the scenario is valid");
+    let run = run_scenario(&scenario_path, &["--seed", SEED]);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+
+    let report = run.report();
+    assert!(report.passed, "report.json says the run failed");
+    assert_eq!(report.scenario, scenario.name);
+    assert_eq!(report.provider, "sim");
+    let phases: Vec<&str> = report.phases.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(
+        phases, DEFAULT_PHASES,
+        "the phases of the default steps, in order"
+    );
+    assert_eq!(
+        report.checks.len(),
+        topology.check_count(scenario.organizations.len()),
+        "one reach and one auth check per directed link, one complete check per organization"
+    );
+    let checks = checks_by_key(&report);
+    for link in &topology.links {
+        let expectations = [
+            (CheckKind::Reach, link.expected.reach.to_string()),
+            (CheckKind::Auth, link.expected.auth.to_string()),
+        ];
+        for (kind, expected) in expectations {
+            let check = checks
+                .get(&key(kind, &link.from, &link.to))
+                .unwrap_or_else(|| panic!("no {kind} check for {}→{}", link.from, link.to));
+            assert_eq!(check.expected, expected, "{}", check.name());
+            assert_eq!(check.observed, expected, "{}", check.name());
+            assert!(check.passed, "{}", check.name());
+        }
+    }
+    for organization in &scenario.organizations {
+        let check = checks
+            .get(&key(CheckKind::Complete, &organization.name, "*"))
+            .unwrap_or_else(|| panic!("no complete check for {}", organization.name));
+        assert!(check.passed, "{}", check.name());
+    }
+    let self_links = topology.links.iter().filter(|l| l.is_self()).count();
+    if scenario.links.self_links {
+        assert_eq!(
+            self_links,
+            scenario.organizations.len(),
+            "self links are checked like any other"
+        );
+    }
+
+    let junit = run.junit();
+    for link in &topology.links {
+        for kind in ["reach", "auth"] {
+            let testcase = format!("<testcase name=\"{kind} {}→{}\"", link.from, link.to);
+            assert_eq!(
+                junit.matches(&testcase).count(),
+                1,
+                "junit.xml has not exactly one {testcase}"
+            );
+        }
+    }
+    assert!(!junit.contains("<failure"), "junit.xml reports a failure");
+
+    assert_private(&run.run_dir);
+}
+
+/// The run directory and every directory inside `values/` are 0700, every values file 0600
+/// (DESIGN §3): they hold the secrets.
+fn assert_private(run_dir: &Path) {
+    assert_eq!(mode(run_dir), 0o700, "the run directory's mode");
+    let values = run_dir.join("values");
+    for directory in directories_under(&values) {
+        assert_eq!(mode(&directory), 0o700, "{}", directory.display());
+    }
+    let files = files_under(&values);
+    assert!(!files.is_empty(), "the run wrote no values files");
+    for file in files {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}
+
+/// What `scenarios/guide-literal.yaml` must show: the guide's `channel` key under every
+/// incoming entry leaves the guide's own check green and every authentication refused.
+const GUIDE_LITERAL_ORGANIZATIONS: [&str; 2] = ["ingen", "biotechnica"];
+const GUIDE_LITERAL_REACH: &str = "200";
+const GUIDE_LITERAL_AUTH: &str = "rejected";
+
+#[test]
+fn the_guide_literal_values_reach_every_peer_and_authenticate_to_none() {
+    let run = run_scenario(Path::new("scenarios/guide-literal.yaml"), &["--seed", SEED]);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    let report = run.report();
+    let checks = checks_by_key(&report);
+    let mut links = BTreeSet::new();
+    for from in GUIDE_LITERAL_ORGANIZATIONS {
+        for to in GUIDE_LITERAL_ORGANIZATIONS {
+            links.insert((from, to));
+            let reach = checks[&key(CheckKind::Reach, from, to)];
+            assert_eq!(
+                (reach.observed.as_str(), reach.passed),
+                (GUIDE_LITERAL_REACH, true),
+                "reach {from}→{to}"
+            );
+            let auth = checks[&key(CheckKind::Auth, from, to)];
+            assert_eq!(
+                (auth.expected.as_str(), auth.observed.as_str(), auth.passed),
+                (GUIDE_LITERAL_AUTH, GUIDE_LITERAL_AUTH, true),
+                "auth {from}→{to}"
+            );
+        }
+    }
+    let checked: BTreeSet<(&str, &str)> = report
+        .checks
+        .iter()
+        .filter(|c| c.check != CheckKind::Complete)
+        .map(|c| (c.from.as_str(), c.to.as_str()))
+        .collect();
+    assert_eq!(checked, links, "the checks cover exactly the four links");
+}
