@@ -120,8 +120,6 @@ organizations:
 ";
 
 #[test]
-#[ignore = "src bug: report/terminal.rs rows_and_columns orders columns by first appearance, \
-            not like the rows, so without self links the grid's columns are b, c, a"]
 fn the_grids_columns_follow_the_rows_order() {
     let run = common::run::run_text("scenario.yaml", WITHOUT_SELF_LINKS, &["--seed", "1"]);
     assert_eq!(run.code(), Some(0), "{}", run.transcript());

@@ -269,18 +269,30 @@ fn organizations(report: &Report) -> IndexSet<&str> {
     organizations
 }
 
-/// The grid's rows (`from`) and columns (`to`), in first-appearance order over the reach and
-/// auth checks, shared by both grids so they can be read side by side.
+/// The grid's rows (`from`) and columns (`to`), both in the one organization order of
+/// [`organizations`], so that the diagonal is the self cell even without self links; shared by
+/// both grids so they can be read side by side.
 fn rows_and_columns(report: &Report) -> (Vec<&str>, Vec<&str>) {
-    let mut rows = IndexSet::new();
-    let mut columns = IndexSet::new();
+    let mut sources = IndexSet::new();
+    let mut targets = IndexSet::new();
     for check in &report.checks {
         if check.check != CheckKind::Complete {
-            rows.insert(check.from.as_str());
-            columns.insert(check.to.as_str());
+            sources.insert(check.from.as_str());
+            targets.insert(check.to.as_str());
         }
     }
-    (rows.into_iter().collect(), columns.into_iter().collect())
+    let order = organizations(report);
+    let rows = order
+        .iter()
+        .copied()
+        .filter(|o| sources.contains(o))
+        .collect();
+    let columns = order
+        .iter()
+        .copied()
+        .filter(|o| targets.contains(o))
+        .collect();
+    (rows, columns)
 }
 
 /// How the grid names its columns: full names when they fit; else the shortest prefix that
