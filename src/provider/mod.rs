@@ -4,6 +4,7 @@
 //! organization, install/upgrade of releases, and `exec` in an organization's server. The
 //! verifier only uses `exec`, so it is the same code for every provider.
 
+pub mod kube;
 pub mod sim;
 
 use std::collections::HashMap;
