@@ -45,7 +45,9 @@ async fn connect(cluster: &FakeCluster, directory: &TempDir, context: &str) -> K
 }
 
 fn kubeconfig(cluster: &FakeCluster, directory: &TempDir, context: &str) -> PathBuf {
-    let path = directory.path().join(format!("{}.kubeconfig", cluster.name()));
+    let path = directory
+        .path()
+        .join(format!("{}.kubeconfig", cluster.name()));
     std::fs::write(&path, cluster.kubeconfig_json(context)).unwrap();
     path
 }
@@ -89,14 +91,28 @@ impl Organization {
 
 /// The backend values of `organization`, linked (both ways, and to itself) with every
 /// organization of `mesh`, plus `extra_outgoing` peers that never register.
-fn backend_values(organization: &Organization, mesh: &[Organization], extra_outgoing: &[String]) -> Value {
+fn backend_values(
+    organization: &Organization,
+    mesh: &[Organization],
+    extra_outgoing: &[String],
+) -> Value {
     let incoming: Vec<(String, String)> = mesh
         .iter()
-        .map(|peer| (peer.msp_id.to_owned(), format!("s-{}-{}", peer.name, organization.name)))
+        .map(|peer| {
+            (
+                peer.msp_id.to_owned(),
+                format!("s-{}-{}", peer.name, organization.name),
+            )
+        })
         .collect();
     let mut outgoing: Vec<(String, String)> = mesh
         .iter()
-        .map(|peer| (peer.msp_id.to_owned(), format!("s-{}-{}", organization.name, peer.name)))
+        .map(|peer| {
+            (
+                peer.msp_id.to_owned(),
+                format!("s-{}-{}", organization.name, peer.name),
+            )
+        })
         .collect();
     outgoing.extend(
         extra_outgoing
@@ -146,7 +162,10 @@ async fn helm_upgrade(
 }
 
 async fn install_orchestrator(cluster: &FakeCluster, mesh: &[Organization]) {
-    let members: Vec<&str> = mesh.iter().map(|organization| organization.msp_id).collect();
+    let members: Vec<&str> = mesh
+        .iter()
+        .map(|organization| organization.msp_id)
+        .collect();
     let values = json!({"channels": [{"name": CHANNEL, "organizations": members}]});
     let (status, body) = helm_upgrade(
         cluster,
@@ -198,18 +217,34 @@ async fn connects_from_a_kubeconfig_file_and_reads_the_node_address() {
     let by_default = KubeCluster::connect(&path, None).await.unwrap();
     assert_eq!(by_default.context(), "kind-solo");
 
-    let error = KubeCluster::connect(&path, Some("kind-other")).await.unwrap_err();
-    assert!(matches!(error, KubeError::LoadKubeconfig { .. }), "{error:?}");
+    let error = KubeCluster::connect(&path, Some("kind-other"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, KubeError::LoadKubeconfig { .. }),
+        "{error:?}"
+    );
     let error = KubeCluster::connect(&directory.path().join("missing"), None)
         .await
         .unwrap_err();
-    assert!(matches!(error, KubeError::ReadKubeconfig { .. }), "{error:?}");
+    assert!(
+        matches!(error, KubeError::ReadKubeconfig { .. }),
+        "{error:?}"
+    );
 
     let requests = cluster.requests();
-    assert!(requests.iter().any(|r| r.starts_with("GET /version")), "{requests:?}");
-    assert!(requests.iter().any(|r| r.starts_with("GET /api/v1/nodes")), "{requests:?}");
     assert!(
-        requests.iter().any(|r| r.starts_with("GET /api/v1/namespaces/absent")),
+        requests.iter().any(|r| r.starts_with("GET /version")),
+        "{requests:?}"
+    );
+    assert!(
+        requests.iter().any(|r| r.starts_with("GET /api/v1/nodes")),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET /api/v1/namespaces/absent")),
         "{requests:?}"
     );
     cluster.stop().await;
@@ -218,15 +253,30 @@ async fn connects_from_a_kubeconfig_file_and_reads_the_node_address() {
 #[tokio::test]
 async fn two_organizations_on_two_clusters_link_and_are_verified_by_exec() {
     let network = network();
-    let alpha = Organization { name: "alpha", msp_id: "AlphaMSP", node: node(202), port: 30_821 };
-    let beta = Organization { name: "beta", msp_id: "BetaMSP", node: node(203), port: 30_822 };
+    let alpha = Organization {
+        name: "alpha",
+        msp_id: "AlphaMSP",
+        node: node(202),
+        port: 30_821,
+    };
+    let beta = Organization {
+        name: "beta",
+        msp_id: "BetaMSP",
+        node: node(203),
+        port: 30_822,
+    };
     let mesh = [alpha.clone(), beta.clone()];
     let alpha_cluster = FakeCluster::start("alpha", alpha.node, network.clone()).await;
     let beta_cluster = FakeCluster::start("beta", beta.node, network.clone()).await;
     install_orchestrator(&alpha_cluster, &mesh).await;
     for (cluster, organization) in [(&alpha_cluster, &alpha), (&beta_cluster, &beta)] {
-        let (status, body) =
-            install_backend(cluster, organization, LATEST, &backend_values(organization, &mesh, &[])).await;
+        let (status, body) = install_backend(
+            cluster,
+            organization,
+            LATEST,
+            &backend_values(organization, &mesh, &[]),
+        )
+        .await;
         assert_eq!(status, 200, "{body}");
     }
 
@@ -244,7 +294,10 @@ async fn two_organizations_on_two_clusters_link_and_are_verified_by_exec() {
         kube.wait_job(organization.name, &organization.job(), WAIT)
             .await
             .unwrap();
-        let pod = kube.find_pod(organization.name, &organization.selector()).await.unwrap();
+        let pod = kube
+            .find_pod(organization.name, &organization.selector())
+            .await
+            .unwrap();
         assert!(
             pod.starts_with(&format!("{}-", organization.deployment())),
             "{pod}"
@@ -260,7 +313,11 @@ async fn two_organizations_on_two_clusters_link_and_are_verified_by_exec() {
         for row in &rows {
             assert_eq!(row.status_code(), Some(200), "{row:?}");
         }
-        let peer = if organization.name == "alpha" { &beta } else { &alpha };
+        let peer = if organization.name == "alpha" {
+            &beta
+        } else {
+            &alpha
+        };
         assert!(
             rows.iter().any(|row| row.org_id == peer.msp_id
                 && row.address == format!("http://{}:{}", peer.node, peer.port)),
@@ -281,28 +338,66 @@ async fn two_organizations_on_two_clusters_link_and_are_verified_by_exec() {
     }
 
     // Diagnostics are text, one line per thing.
-    let pod = alpha_kube.find_pod("alpha", &alpha.selector()).await.unwrap();
-    let log = alpha_kube.logs("alpha", &pod, Some("server"), 50).await.unwrap();
-    assert!(log.contains("helm revision 1: chart substra-backend-26.15.3 installed"), "{log}");
-    assert!(log.contains("exec `./manage.py get_outgoing_organization`: exit 0"), "{log}");
-    let last = alpha_kube.logs("alpha", &pod, Some("server"), 1).await.unwrap();
+    let pod = alpha_kube
+        .find_pod("alpha", &alpha.selector())
+        .await
+        .unwrap();
+    let log = alpha_kube
+        .logs("alpha", &pod, Some("server"), 50)
+        .await
+        .unwrap();
+    assert!(
+        log.contains("helm revision 1: chart substra-backend-26.15.3 installed"),
+        "{log}"
+    );
+    assert!(
+        log.contains("exec `./manage.py get_outgoing_organization`: exit 0"),
+        "{log}"
+    );
+    let last = alpha_kube
+        .logs("alpha", &pod, Some("server"), 1)
+        .await
+        .unwrap();
     assert_eq!(last.lines().count(), 1, "{last}");
     let pods = alpha_kube.describe_pods("alpha").await.unwrap();
-    assert!(pods.contains(&format!("{pod} Running ready 1/1; server running")), "{pods}");
-    assert!(pods.contains("backend-alpha-substra-backend-migrations-"), "{pods}");
+    assert!(
+        pods.contains(&format!("{pod} Running ready 1/1; server running")),
+        "{pods}"
+    );
+    assert!(
+        pods.contains("backend-alpha-substra-backend-migrations-"),
+        "{pods}"
+    );
     assert!(pods.contains("Succeeded"), "{pods}");
     let events = alpha_kube.events("alpha").await.unwrap();
     assert!(
         events.contains("Normal ScalingReplicaSet deployment/backend-alpha-substra-backend-server"),
         "{events}"
     );
-    assert!(events.contains("Normal Completed job/backend-alpha-substra-backend-migrations"), "{events}");
+    assert!(
+        events.contains("Normal Completed job/backend-alpha-substra-backend-migrations"),
+        "{events}"
+    );
 
     // An upgrade is a new revision; the server pod stays (accounts sync without a restart).
-    let (status, body) = install_backend(&alpha_cluster, &alpha, LATEST, &backend_values(&alpha, &mesh, &[])).await;
+    let (status, body) = install_backend(
+        &alpha_cluster,
+        &alpha,
+        LATEST,
+        &backend_values(&alpha, &mesh, &[]),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(alpha_kube.find_pod("alpha", &alpha.selector()).await.unwrap(), pod);
-    let (status, list) = alpha_cluster.request("GET", "/orgmesh-fake/helm/list?namespace=alpha", "").await;
+    assert_eq!(
+        alpha_kube
+            .find_pod("alpha", &alpha.selector())
+            .await
+            .unwrap(),
+        pod
+    );
+    let (status, list) = alpha_cluster
+        .request("GET", "/orgmesh-fake/helm/list?namespace=alpha", "")
+        .await;
     assert_eq!(status, 200, "{list}");
     let list: Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list[0]["name"], "backend-alpha");
@@ -314,24 +409,37 @@ async fn two_organizations_on_two_clusters_link_and_are_verified_by_exec() {
 
     let requests = alpha_cluster.requests();
     assert!(
-        requests.iter().any(|r| r.starts_with("GET /api/v1/namespaces/alpha/pods/")
-            && r.contains("/exec?")
-            && r.contains("container=server")),
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET /api/v1/namespaces/alpha/pods/")
+                && r.contains("/exec?")
+                && r.contains("container=server")),
         "{requests:?}"
     );
     assert!(
-        requests.iter().any(|r| r.contains("labelSelector=app.kubernetes.io%2Fname%3Dsubstra-backend-server")),
+        requests
+            .iter()
+            .any(|r| r.contains("labelSelector=app.kubernetes.io%2Fname%3Dsubstra-backend-server")),
         "{requests:?}"
     );
 
     // Uninstalling removes the release and its objects.
     let (status, body) = alpha_cluster
-        .request("POST", "/orgmesh-fake/helm/uninstall?namespace=alpha&release=backend-alpha", "")
+        .request(
+            "POST",
+            "/orgmesh-fake/helm/uninstall?namespace=alpha&release=backend-alpha",
+            "",
+        )
         .await;
     assert_eq!(status, 200, "{body}");
-    let error = alpha_kube.find_pod("alpha", &alpha.selector()).await.unwrap_err();
+    let error = alpha_kube
+        .find_pod("alpha", &alpha.selector())
+        .await
+        .unwrap_err();
     assert!(matches!(error, KubeError::NoRunningPod { .. }), "{error:?}");
-    let (_, list) = alpha_cluster.request("GET", "/orgmesh-fake/helm/list?namespace=alpha", "").await;
+    let (_, list) = alpha_cluster
+        .request("GET", "/orgmesh-fake/helm/list?namespace=alpha", "")
+        .await;
     assert_eq!(list, "[]");
 
     alpha_cluster.stop().await;
@@ -342,31 +450,53 @@ async fn two_organizations_on_two_clusters_link_and_are_verified_by_exec() {
 #[tokio::test]
 async fn a_failed_migrations_job_fails_the_wait_at_once_with_its_log() {
     let network = network();
-    let gamma = Organization { name: "gamma", msp_id: "GammaMSP", node: node(204), port: 30_831 };
+    let gamma = Organization {
+        name: "gamma",
+        msp_id: "GammaMSP",
+        node: node(204),
+        port: 30_831,
+    };
     let cluster = FakeCluster::start("gamma", gamma.node, network.clone()).await;
     install_orchestrator(&cluster, std::slice::from_ref(&gamma)).await;
     // Charts 26.12.0 to 26.14.1 call `sync_users`, which their default image lacks.
-    let (status, body) =
-        install_backend(&cluster, &gamma, "26.13.0", &backend_values(&gamma, std::slice::from_ref(&gamma), &[])).await;
+    let (status, body) = install_backend(
+        &cluster,
+        &gamma,
+        "26.13.0",
+        &backend_values(&gamma, std::slice::from_ref(&gamma), &[]),
+    )
+    .await;
     assert_eq!(status, 500, "{body}");
     assert!(body.contains("sync_users"), "{body}");
 
     let directory = TempDir::new().unwrap();
     let kube = connect(&cluster, &directory, "kind-gamma").await;
     // Helm waited for the server before running the hook: the server is rolled out.
-    kube.wait_deployment("gamma", &gamma.deployment(), WAIT).await.unwrap();
+    kube.wait_deployment("gamma", &gamma.deployment(), WAIT)
+        .await
+        .unwrap();
     let started = Instant::now();
     let error = kube
         .wait_job("gamma", &gamma.job(), Duration::from_secs(120))
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(matches!(error, KubeError::JobFailed { .. }), "{error:?}");
     let message = error.to_string();
-    assert!(message.contains("Job has reached the specified backoff limit"), "{message}");
+    assert!(
+        message.contains("Job has reached the specified backoff limit"),
+        "{message}"
+    );
     assert!(message.contains("sync_users"), "{message}");
     let events = kube.events("gamma").await.unwrap();
-    assert!(events.contains("Warning BackoffLimitExceeded job/"), "{events}");
+    assert!(
+        events.contains("Warning BackoffLimitExceeded job/"),
+        "{events}"
+    );
     let (_, list) = cluster.request("GET", "/orgmesh-fake/helm/list", "").await;
     let list: Value = serde_json::from_str(&list).unwrap();
     let backend = list
@@ -384,10 +514,20 @@ async fn a_failed_migrations_job_fails_the_wait_at_once_with_its_log() {
 async fn waits_time_out_with_what_they_saw() {
     // No orchestrator: the backend never gets ready and its hook Job never runs.
     let network = network();
-    let delta = Organization { name: "delta", msp_id: "DeltaMSP", node: node(205), port: 30_841 };
+    let delta = Organization {
+        name: "delta",
+        msp_id: "DeltaMSP",
+        node: node(205),
+        port: 30_841,
+    };
     let cluster = FakeCluster::start("delta", delta.node, network.clone()).await;
-    let (status, body) =
-        install_backend(&cluster, &delta, LATEST, &backend_values(&delta, std::slice::from_ref(&delta), &[])).await;
+    let (status, body) = install_backend(
+        &cluster,
+        &delta,
+        LATEST,
+        &backend_values(&delta, std::slice::from_ref(&delta), &[]),
+    )
+    .await;
     assert_eq!(status, 500, "{body}");
     let directory = TempDir::new().unwrap();
     let kube = connect(&cluster, &directory, "kind-delta").await;
@@ -397,7 +537,11 @@ async fn waits_time_out_with_what_they_saw() {
         .wait_deployment("delta", &delta.deployment(), Duration::from_millis(1200))
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let KubeError::DeploymentTimeout { progress, .. } = &error else {
         panic!("{error:?}");
     };
@@ -419,8 +563,14 @@ async fn waits_time_out_with_what_they_saw() {
     let events = kube.events("delta").await.unwrap();
     assert!(events.contains("Warning Unhealthy pod/"), "{events}");
 
-    let error = kube.find_pod("delta", "app.kubernetes.io/instance=nobody").await.unwrap_err();
-    assert!(matches!(error, KubeError::NoRunningPod { ref seen, .. } if seen == "none"), "{error:?}");
+    let error = kube
+        .find_pod("delta", "app.kubernetes.io/instance=nobody")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, KubeError::NoRunningPod { ref seen, .. } if seen == "none"),
+        "{error:?}"
+    );
     cluster.stop().await;
     network.shutdown().await;
 }
@@ -428,11 +578,18 @@ async fn waits_time_out_with_what_they_saw() {
 #[tokio::test]
 async fn exec_maps_exit_codes_and_reads_outputs_larger_than_the_pipes() {
     let network = network();
-    let epsilon = Organization { name: "epsilon", msp_id: "EpsilonMSP", node: node(206), port: 30_851 };
+    let epsilon = Organization {
+        name: "epsilon",
+        msp_id: "EpsilonMSP",
+        node: node(206),
+        port: 30_851,
+    };
     let cluster = FakeCluster::start("epsilon", epsilon.node, network.clone()).await;
     install_orchestrator(&cluster, std::slice::from_ref(&epsilon)).await;
     // Outgoing peers that never register: the probe prints an `unsynced` line for each.
-    let unregistered: Vec<String> = (0..80).map(|index| format!("UnregisteredPeerNumber{index:04}MSP")).collect();
+    let unregistered: Vec<String> = (0..80)
+        .map(|index| format!("UnregisteredPeerNumber{index:04}MSP"))
+        .collect();
     let values = backend_values(&epsilon, std::slice::from_ref(&epsilon), &unregistered);
     let (status, body) = install_backend(&cluster, &epsilon, LATEST, &values).await;
     assert_eq!(status, 200, "{body}");
@@ -440,36 +597,68 @@ async fn exec_maps_exit_codes_and_reads_outputs_larger_than_the_pipes() {
     let kube = connect(&cluster, &directory, "kind-epsilon").await;
     let pod = kube.find_pod("epsilon", &epsilon.selector()).await.unwrap();
 
-    let probe = kube.exec("epsilon", &pod, "server", &probe_argv(), EXEC).await.unwrap();
+    let probe = kube
+        .exec("epsilon", &pod, "server", &probe_argv(), EXEC)
+        .await
+        .unwrap();
     assert_eq!(probe.exit_code, 0, "{}", probe.stderr);
     assert!(probe.stdout.len() > 3 * 1024, "{}", probe.stdout.len());
     let lines = parse_probe_output(&probe.stdout);
     assert_eq!(lines.len(), 81, "{}", probe.stdout);
     assert_eq!(
-        lines.iter().filter(|line| line.status == ProbeStatus::Unsynced).count(),
+        lines
+            .iter()
+            .filter(|line| line.status == ProbeStatus::Unsynced)
+            .count(),
         80
     );
     assert!(probe.stdout.ends_with('\n'));
 
-    let argv = |words: &[&str]| words.iter().map(|word| (*word).to_owned()).collect::<Vec<String>>();
+    let argv = |words: &[&str]| {
+        words
+            .iter()
+            .map(|word| (*word).to_owned())
+            .collect::<Vec<String>>()
+    };
     let unknown = kube
-        .exec("epsilon", &pod, "server", &argv(&["./manage.py", "no_such_command"]), EXEC)
+        .exec(
+            "epsilon",
+            &pod,
+            "server",
+            &argv(&["./manage.py", "no_such_command"]),
+            EXEC,
+        )
         .await
         .unwrap();
     assert_eq!(unknown.exit_code, 1);
     assert_eq!(unknown.stdout, "");
-    assert!(unknown.stderr.starts_with("Unknown command: 'no_such_command'"), "{}", unknown.stderr);
+    assert!(
+        unknown
+            .stderr
+            .starts_with("Unknown command: 'no_such_command'"),
+        "{}",
+        unknown.stderr
+    );
 
     // Stderr above 1 KiB, sent before stdout, arrives whole.
     let long_name = "x".repeat(3000);
     let long = kube
-        .exec("epsilon", &pod, "server", &argv(&["./manage.py", &long_name]), EXEC)
+        .exec(
+            "epsilon",
+            &pod,
+            "server",
+            &argv(&["./manage.py", &long_name]),
+            EXEC,
+        )
         .await
         .unwrap();
     assert_eq!(long.exit_code, 1);
     assert!(long.stderr.contains(&long_name), "{}", long.stderr.len());
 
-    let missing = kube.exec("epsilon", &pod, "server", &argv(&["ls", "/"]), EXEC).await.unwrap();
+    let missing = kube
+        .exec("epsilon", &pod, "server", &argv(&["ls", "/"]), EXEC)
+        .await
+        .unwrap();
     assert_eq!(missing.exit_code, 127, "{missing:?}");
 
     let error = kube
@@ -501,15 +690,97 @@ async fn a_deleted_cluster_fails_fast() {
         .expect("a request to a deleted cluster does not hang")
         .unwrap_err();
     assert!(matches!(error, KubeError::ListNodes { .. }), "{error:?}");
-    let error = tokio::time::timeout(bounded, kube.wait_deployment("default", "any", Duration::from_secs(60)))
-        .await
-        .expect("a wait on a deleted cluster does not hang")
-        .unwrap_err();
-    assert!(matches!(error, KubeError::GetDeployment { .. }), "{error:?}");
+    let error = tokio::time::timeout(
+        bounded,
+        kube.wait_deployment("default", "any", Duration::from_secs(60)),
+    )
+    .await
+    .expect("a wait on a deleted cluster does not hang")
+    .unwrap_err();
+    assert!(
+        matches!(error, KubeError::GetDeployment { .. }),
+        "{error:?}"
+    );
     let error = tokio::time::timeout(bounded, KubeCluster::connect(&path, None))
         .await
         .expect("connecting to a deleted cluster does not hang")
         .unwrap_err();
     assert!(matches!(error, KubeError::Reach { .. }), "{error:?}");
     cluster.stop().await;
+}
+
+#[tokio::test]
+async fn exec_is_bounded_by_its_timeout() {
+    // A peer whose registered address accepts connections and never answers: the probe
+    // waits for the backend's HTTP client timeout, far beyond the exec's.
+    let network = SimNetwork::new(SimOptions {
+        sync_lag: Duration::ZERO,
+        http_client_timeout: Duration::from_secs(30),
+    });
+    let silent = tokio::net::TcpListener::bind((node(209), 0)).await.unwrap();
+    let silent_address = silent.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            held.push(connection);
+        }
+    });
+    let eta = Organization {
+        name: "eta",
+        msp_id: "EtaMSP",
+        node: node(208),
+        port: 30_861,
+    };
+    let cluster = FakeCluster::start("eta", eta.node, network.clone()).await;
+    let values = json!({"channels": [{"name": CHANNEL, "organizations": ["EtaMSP", "SilentMSP"]}]});
+    let (status, body) = helm_upgrade(
+        &cluster,
+        "orchestrator",
+        "orchestrator",
+        "substra/orchestrator",
+        "8.8.0",
+        &values,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    network
+        .bind_organization("silent", node(209))
+        .await
+        .unwrap();
+    let silent_values = json!({
+        "server": {"defaultDomain": format!("http://{silent_address}")},
+        "orchestrator": {"mspID": "SilentMSP", "channels": [{CHANNEL: {"restricted": false}}]},
+    });
+    network
+        .install_backend("silent", LATEST.parse().unwrap(), &silent_values)
+        .await
+        .unwrap();
+    let values = backend_values(&eta, std::slice::from_ref(&eta), &["SilentMSP".to_owned()]);
+    let (status, body) = install_backend(&cluster, &eta, LATEST, &values).await;
+    assert_eq!(status, 200, "{body}");
+
+    let directory = TempDir::new().unwrap();
+    let kube = connect(&cluster, &directory, "kind-eta").await;
+    let pod = kube.find_pod("eta", &eta.selector()).await.unwrap();
+    let started = Instant::now();
+    let error = kube
+        .exec(
+            "eta",
+            &pod,
+            "server",
+            &probe_argv(),
+            Duration::from_millis(800),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(matches!(error, KubeError::ExecTimeout { .. }), "{error:?}");
+    assert!(error.to_string().contains("`./manage.py shell`"), "{error}");
+    hold.abort();
+    cluster.stop().await;
+    network.shutdown().await;
 }

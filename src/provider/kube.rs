@@ -177,9 +177,7 @@ pub enum KubeError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error(
-        "`{command}` in {namespace}/{pod} of context `{context}` ended without an exit status"
-    )]
+    #[error("`{command}` in {namespace}/{pod} of context `{context}` ended without an exit status")]
     ExecNoStatus {
         context: String,
         namespace: String,
@@ -373,9 +371,14 @@ pub fn choose_pod(pods: &[Pod]) -> Option<&Pod> {
     }
     let is_running = |pod: &&Pod| {
         pod.metadata.deletion_timestamp.is_none()
-            && pod.status.as_ref().and_then(|status| status.phase.as_deref()) == Some("Running")
+            && pod
+                .status
+                .as_ref()
+                .and_then(|status| status.phase.as_deref())
+                == Some("Running")
     };
-    newest(pods.iter().filter(|pod| is_serving(pod))).or_else(|| newest(pods.iter().filter(is_running)))
+    newest(pods.iter().filter(|pod| is_serving(pod)))
+        .or_else(|| newest(pods.iter().filter(is_running)))
 }
 
 /// One line for a pod: name, phase, readiness and each container's state and restarts.
@@ -386,12 +389,18 @@ pub fn describe_pod(pod: &Pod) -> String {
     };
     let phase = status.phase.as_deref().unwrap_or("Unknown");
     let containers = status.container_statuses.as_deref().unwrap_or_default();
-    let ready = containers.iter().filter(|container| container.ready).count();
+    let ready = containers
+        .iter()
+        .filter(|container| container.ready)
+        .count();
     let mut line = format!("{name} {phase} ready {ready}/{}", containers.len());
     if pod.metadata.deletion_timestamp.is_some() {
         line.push_str(" terminating");
     }
-    let init_containers = status.init_container_statuses.as_deref().unwrap_or_default();
+    let init_containers = status
+        .init_container_statuses
+        .as_deref()
+        .unwrap_or_default();
     for (role, container) in init_containers
         .iter()
         .map(|container| ("init ", container))
@@ -451,7 +460,13 @@ fn event_time(event: &Event) -> Option<k8s_openapi::jiff::Timestamp> {
         .map(|time| time.0)
         .or_else(|| event.event_time.as_ref().map(|time| time.0))
         .or_else(|| event.first_timestamp.as_ref().map(|time| time.0))
-        .or_else(|| event.metadata.creation_timestamp.as_ref().map(|time| time.0))
+        .or_else(|| {
+            event
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|time| time.0)
+        })
 }
 
 /// The program and first argument of an argv, for messages: later arguments can be scripts.
@@ -525,10 +540,11 @@ impl KubeCluster {
     /// optional context (the file's current context otherwise). Checks that the API server
     /// answers, within [`CONNECT_TIMEOUT`].
     pub async fn connect(kubeconfig: &Path, context: Option<&str>) -> Result<Self, KubeError> {
-        let file = Kubeconfig::read_from(kubeconfig).map_err(|source| KubeError::ReadKubeconfig {
-            path: kubeconfig.to_owned(),
-            source,
-        })?;
+        let file =
+            Kubeconfig::read_from(kubeconfig).map_err(|source| KubeError::ReadKubeconfig {
+                path: kubeconfig.to_owned(),
+                source,
+            })?;
         let context_name = context
             .map(str::to_owned)
             .or_else(|| file.current_context.clone())
@@ -572,13 +588,14 @@ impl KubeCluster {
     /// The InternalIP of the first node (kind: the single control-plane node).
     pub async fn node_internal_ip(&self) -> Result<String, KubeError> {
         let nodes: Api<Node> = Api::all(self.client.clone());
-        let list = nodes
-            .list(&ListParams::default())
-            .await
-            .map_err(|source| KubeError::ListNodes {
-                context: self.context.clone(),
-                source,
-            })?;
+        let list =
+            nodes
+                .list(&ListParams::default())
+                .await
+                .map_err(|source| KubeError::ListNodes {
+                    context: self.context.clone(),
+                    source,
+                })?;
         list.items
             .iter()
             .filter_map(|node| node.status.as_ref()?.addresses.as_ref())
@@ -743,8 +760,11 @@ impl KubeCluster {
         timeout: Duration,
     ) -> Result<ExecOutput, KubeError> {
         let command = short_command(argv);
-        match tokio::time::timeout(timeout, self.exec_unbounded(namespace, pod, container, argv))
-            .await
+        match tokio::time::timeout(
+            timeout,
+            self.exec_unbounded(namespace, pod, container, argv),
+        )
+        .await
         {
             Ok(result) => result,
             Err(_elapsed) => Err(KubeError::ExecTimeout {
@@ -772,16 +792,17 @@ impl KubeCluster {
             .stdout(true)
             .stderr(true)
             .tty(false);
-        let mut process = pods.exec(pod, argv.to_vec(), &params).await.map_err(|source| {
-            KubeError::ExecStart {
+        let mut process = pods
+            .exec(pod, argv.to_vec(), &params)
+            .await
+            .map_err(|source| KubeError::ExecStart {
                 context: self.context.clone(),
                 namespace: namespace.to_owned(),
                 pod: pod.to_owned(),
                 container: container.to_owned(),
                 command: command.clone(),
                 source,
-            }
-        })?;
+            })?;
         let no_status = || KubeError::ExecNoStatus {
             context: self.context.clone(),
             namespace: namespace.to_owned(),
@@ -996,7 +1017,10 @@ mod tests {
         let mut fresh = deployment(1, Some(1), Some(1), 1, 1, 1);
         fresh.status = None;
         assert!(!is_rolled_out(&fresh));
-        assert_eq!(rollout_progress(&fresh), "no status yet (1 replicas wanted)");
+        assert_eq!(
+            rollout_progress(&fresh),
+            "no status yet (1 replicas wanted)"
+        );
     }
 
     #[test]
@@ -1007,7 +1031,12 @@ mod tests {
         );
     }
 
-    fn condition(kind: &str, status: &str, reason: Option<&str>, message: Option<&str>) -> JobCondition {
+    fn condition(
+        kind: &str,
+        status: &str,
+        reason: Option<&str>,
+        message: Option<&str>,
+    ) -> JobCondition {
         JobCondition {
             type_: kind.to_owned(),
             status: status.to_owned(),
@@ -1054,7 +1083,11 @@ mod tests {
         assert_eq!(job_state(&job), expected);
     }
 
-    fn exec_status(status: &str, reason: Option<&str>, causes: Option<Vec<(&str, &str)>>) -> Status {
+    fn exec_status(
+        status: &str,
+        reason: Option<&str>,
+        causes: Option<Vec<(&str, &str)>>,
+    ) -> Status {
         Status {
             status: Some(status.to_owned()),
             reason: reason.map(str::to_owned),

@@ -155,10 +155,7 @@ impl FakeCluster {
                 "/api/v1/namespaces/{namespace}/pods/{name}/log",
                 get(pod_log),
             )
-            .route(
-                "/api/v1/namespaces/{namespace}/pods/{name}/exec",
-                get(exec),
-            )
+            .route("/api/v1/namespaces/{namespace}/pods/{name}/exec", get(exec))
             .route("/api/v1/namespaces/{namespace}/events", get(list_events))
             .route("/orgmesh-fake/helm/upgrade", post(helm_upgrade))
             .route("/orgmesh-fake/helm/uninstall", post(helm_uninstall))
@@ -170,7 +167,9 @@ impl FakeCluster {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a loopback port for the fake API server");
-        let address = listener.local_addr().expect("the fake API server's address");
+        let address = listener
+            .local_addr()
+            .expect("the fake API server's address");
         let server = tokio::spawn(async move {
             let signal = async move {
                 let _ = shutdown_signal.wait_for(|down| *down).await;
@@ -223,7 +222,10 @@ impl FakeCluster {
 
     /// Adds a namespace that no release made (for the existing provider's ownership checks).
     pub fn add_namespace(&self, namespace: &str) {
-        self.shared.objects().namespaces.insert(namespace.to_owned());
+        self.shared
+            .objects()
+            .namespaces
+            .insert(namespace.to_owned());
     }
 
     /// Adds a Running pod that no release made, in `namespace` (created if needed).
@@ -361,7 +363,10 @@ async fn not_served(request: Request) -> Response {
     status_response(
         StatusCode::NOT_FOUND,
         "NotFound",
-        &format!("the fake API server does not serve {}", request.uri().path()),
+        &format!(
+            "the fake API server does not serve {}",
+            request.uri().path()
+        ),
     )
 }
 
@@ -481,7 +486,10 @@ async fn list_pods(
 fn tail_lines(text: &str, tail: Option<usize>) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = tail.map_or(0, |tail| lines.len().saturating_sub(tail));
-    lines[start..].iter().map(|line| format!("{line}\n")).collect()
+    lines[start..]
+        .iter()
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 async fn pod_log(
@@ -1087,7 +1095,9 @@ fn record_release(
         ]);
         let line = match &outcome.error {
             None => format!("helm revision {revision}: chart {name}-{version} installed"),
-            Some(error) => format!("helm revision {revision}: chart {name}-{version} failed: {error}"),
+            Some(error) => {
+                format!("helm revision {revision}: chart {name}-{version} failed: {error}")
+            }
         };
         objects
             .activity
@@ -1136,7 +1146,10 @@ fn record_release(
 
 /// The Deployment `name`, its one pod (kept across upgrades: the chart does not restart the
 /// server when accounts change), and a scaling event.
-#[expect(clippy::too_many_arguments, reason = "two call sites, all plain values")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "two call sites, all plain values"
+)]
 fn add_server(
     objects: &mut Objects,
     namespace: &str,
@@ -1195,7 +1208,11 @@ fn add_server(
         }
     };
     let (type_, reason, message) = if ready {
-        ("Normal", "Started", format!("Started container {container}"))
+        (
+            "Normal",
+            "Started",
+            format!("Started container {container}"),
+        )
     } else {
         (
             "Warning",
@@ -1205,28 +1222,32 @@ fn add_server(
     };
     objects.counter += 1;
     let counter = objects.counter;
-    objects
-        .events
-        .push(event(namespace, counter, "Pod", &pod_name, type_, reason, &message));
+    objects.events.push(event(
+        namespace, counter, "Pod", &pod_name, type_, reason, &message,
+    ));
 }
 
 /// The migrations Job of a backend release and its pod (replacing the previous ones, as the
 /// hook's `before-hook-creation` policy does), and an event.
-fn add_migrations(objects: &mut Objects, namespace: &str, release: &str, exit_code: i32, log: &str) {
+fn add_migrations(
+    objects: &mut Objects,
+    namespace: &str,
+    release: &str,
+    exit_code: i32,
+    log: &str,
+) {
     let name = format!("{release}-substra-backend-migrations");
-    objects
-        .pods
-        .retain(|(pod_namespace, _), fake| {
-            !(pod_namespace == namespace
-                && fake.release == release
-                && fake
-                    .pod
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|labels| labels.get("job-name"))
-                    == Some(&name))
-        });
+    objects.pods.retain(|(pod_namespace, _), fake| {
+        !(pod_namespace == namespace
+            && fake.release == release
+            && fake
+                .pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|labels| labels.get("job-name"))
+                == Some(&name))
+    });
     let failure = (exit_code != 0).then_some("Job has reached the specified backoff limit");
     objects.jobs.insert(
         (namespace.to_owned(), name.clone()),
@@ -1253,9 +1274,9 @@ fn add_migrations(objects: &mut Objects, namespace: &str, release: &str, exit_co
         None => ("Normal", "Completed", "Job completed".to_owned()),
         Some(message) => ("Warning", "BackoffLimitExceeded", message.to_owned()),
     };
-    objects
-        .events
-        .push(event(namespace, counter, "Job", &name, type_, reason, &message));
+    objects.events.push(event(
+        namespace, counter, "Job", &name, type_, reason, &message,
+    ));
 }
 
 async fn helm_uninstall(
@@ -1339,8 +1360,14 @@ mod tests {
     #[test]
     fn chart_names() {
         assert_eq!(chart_name("substra/substra-backend"), "substra-backend");
-        assert_eq!(chart_name("/tmp/charts/substra-backend-26.15.3.tgz"), "substra-backend");
-        assert_eq!(chart_name("oci://ghcr.io/substra/orchestrator"), "orchestrator");
+        assert_eq!(
+            chart_name("/tmp/charts/substra-backend-26.15.3.tgz"),
+            "substra-backend"
+        );
+        assert_eq!(
+            chart_name("oci://ghcr.io/substra/orchestrator"),
+            "orchestrator"
+        );
     }
 
     #[test]
