@@ -487,7 +487,8 @@ enum Observation<T> {
 }
 
 /// Calls `observe` every [`POLL_INTERVAL`] until it is done, fails, or `timeout` has passed
-/// (then `Err(last progress)`). A slow observation is cut off at the deadline too.
+/// (then `Err(last progress)`). A slow observation is cut off at the deadline, and the last
+/// look, taken at the deadline, gets at most one more [`POLL_INTERVAL`].
 async fn poll<T, F, Fut>(timeout: Duration, mut observe: F) -> Result<Result<T, String>, KubeError>
 where
     F: FnMut() -> Fut,
