@@ -5,6 +5,8 @@
 //! verifier only uses `exec`, so it is the same code for every provider.
 
 pub mod kind;
+pub mod kube;
+pub mod kubernetes;
 pub mod profile;
 pub mod sim;
 
@@ -14,7 +16,10 @@ use std::net::Ipv4Addr;
 use serde_json::{Value, json};
 
 use crate::charts::ChartVersion;
-use crate::scenario::{Fault, Scenario};
+use crate::process::Environment;
+use crate::scenario::{Fault, ProviderName, Scenario};
+
+pub use kubernetes::{Flavor, KubernetesProvider};
 
 /// What a command run in a server printed and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +38,18 @@ pub enum ProviderError {
     NotUp { organization: String },
     #[error(transparent)]
     Sim(#[from] sim::SimError),
+    #[error(transparent)]
+    Preflight(#[from] kind::PreflightError),
+    #[error(transparent)]
+    Kind(#[from] kind::KindError),
+    #[error(transparent)]
+    Helm(#[from] crate::deploy::helm::HelmError),
+    #[error(transparent)]
+    Kube(#[from] kube::KubeError),
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The most clusters the simulator can address: 127.0.1.1 to 127.0.254.1.
@@ -54,6 +71,8 @@ pub struct SimProvider {
 /// A provider, ready to bring clusters up.
 pub enum Provider {
     Sim(SimProvider),
+    /// kind or existing clusters.
+    Kubernetes(Box<KubernetesProvider>),
 }
 
 impl Provider {
@@ -67,26 +86,53 @@ impl Provider {
         })
     }
 
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Sim(_) => "sim",
+    /// The provider `name` for a run. `environment` is added to every external command.
+    pub fn new(
+        name: ProviderName,
+        sim_options: sim::SimOptions,
+        environment: Environment,
+        run_id: &str,
+        run_dir: &std::path::Path,
+    ) -> Option<Self> {
+        match name {
+            ProviderName::Sim => Some(Self::sim(sim_options)),
+            ProviderName::Kind => Some(Self::Kubernetes(Box::new(KubernetesProvider::new(Flavor::Kind, environment, run_id, run_dir)))),
+            ProviderName::Existing => Some(Self::Kubernetes(Box::new(KubernetesProvider::new(Flavor::Existing, environment, run_id, run_dir)))),
+            ProviderName::K3s => None,
         }
     }
 
-    /// Brings every cluster up and learns every organization's address. Returns the clusters'
-    /// addresses, in scenario order.
-    pub async fn up(
-        &mut self,
-        scenario: &Scenario,
-    ) -> Result<Vec<(String, String)>, ProviderError> {
+    pub fn name(&self) -> &'static str {
         match self {
-            Self::Sim(sim) => {
+            Self::Sim(_) => "sim",
+            Self::Kubernetes(provider) => match provider.flavor() {
+                Flavor::Kind => "kind",
+                Flavor::Existing => "existing",
+            },
+        }
+    }
+
+    /// Checks the host before anything is created. Returns what was found, for the log.
+    pub async fn preflight(&mut self, scenario: &Scenario) -> Result<Option<String>, ProviderError> {
+        match self {
+            Self::Sim(_) => {
                 if scenario.clusters.len() > MAX_SIM_CLUSTERS {
                     return Err(ProviderError::TooManyClusters {
                         count: scenario.clusters.len(),
                         max: MAX_SIM_CLUSTERS,
                     });
                 }
+                Ok(None)
+            }
+            Self::Kubernetes(provider) => provider.preflight(scenario).await.map(Some),
+        }
+    }
+
+    /// Brings every cluster up and learns every organization's address. Returns the clusters'
+    /// addresses, in scenario order.
+    pub async fn up(&mut self, scenario: &Scenario) -> Result<Vec<(String, String)>, ProviderError> {
+        match self {
+            Self::Sim(sim) => {
                 let mut clusters = Vec::new();
                 for (index, cluster) in scenario.clusters.iter().enumerate() {
                     let ip = sim_cluster_ip(index);
@@ -94,23 +140,16 @@ impl Provider {
                     clusters.push((cluster.name.clone(), ip.to_string()));
                 }
                 for organization in &scenario.organizations {
-                    let ip = sim
-                        .cluster_ips
-                        .get(&organization.cluster)
-                        .copied()
-                        .ok_or_else(|| ProviderError::NotUp {
-                            organization: organization.name.clone(),
-                        })?;
-                    let address = sim
-                        .network
-                        .bind_organization(&organization.name, ip)
-                        .await?;
+                    let ip = sim.cluster_ips.get(&organization.cluster).copied().ok_or_else(|| ProviderError::NotUp {
+                        organization: organization.name.clone(),
+                    })?;
+                    let address = sim.network.bind_organization(&organization.name, ip).await?;
                     sim.addresses.insert(organization.name.clone(), address);
-                    sim.clusters_of
-                        .insert(organization.name.clone(), organization.cluster.clone());
+                    sim.clusters_of.insert(organization.name.clone(), organization.cluster.clone());
                 }
                 Ok(clusters)
             }
+            Self::Kubernetes(provider) => provider.up(scenario).await,
         }
     }
 
@@ -118,6 +157,7 @@ impl Provider {
     pub fn address(&self, organization: &str) -> Option<&str> {
         match self {
             Self::Sim(sim) => sim.addresses.get(organization).map(String::as_str),
+            Self::Kubernetes(provider) => provider.address(organization),
         }
     }
 
@@ -140,57 +180,70 @@ impl Provider {
                     "config": {"ALLOWED_HOSTS": format!("[\"{host}\"]")},
                 })
             }
+            Self::Kubernetes(provider) => provider.profile(organization),
         }
+    }
+
+    /// The provider's layer of the orchestrator's values.
+    pub fn orchestrator_profile(&self) -> Value {
+        match self {
+            Self::Sim(_) => Value::Null,
+            Self::Kubernetes(provider) => provider.orchestrator_profile(),
+        }
+    }
+
+    /// The faults this provider cannot reproduce, as a sentence, if any.
+    pub fn unsupported_fault(&self, scenario: &Scenario) -> Option<String> {
+        scenario.faults.iter().find_map(|fault| match (&fault.value, self) {
+            (Fault::ClusterDown { .. }, _) => Some(format!(
+                "{}:{}:{}: `cluster-down` needs clusters as containers, which the {} provider does not have",
+                scenario.file.display(),
+                fault.position.line,
+                fault.position.column,
+                self.name()
+            )),
+            (Fault::Partition { .. }, Self::Kubernetes(_)) => Some(format!(
+                "{}:{}:{}: `partition` is enforced by the simulator only; the {} provider cannot cut traffic between clusters yet",
+                scenario.file.display(),
+                fault.position.line,
+                fault.position.column,
+                self.name()
+            )),
+            _ => None,
+        })
     }
 
     /// Applies the network faults that the provider enforces (partitions).
     pub fn apply_network_faults(&self, scenario: &Scenario) {
-        match self {
-            Self::Sim(sim) => {
-                for fault in &scenario.faults {
-                    if let Fault::Partition { from, to } = &fault.value
-                        && let (Some(from), Some(to)) =
-                            (sim.cluster_ips.get(from), sim.cluster_ips.get(to))
-                    {
-                        sim.network.partition(*from, *to);
-                    }
+        if let Self::Sim(sim) = self {
+            for fault in &scenario.faults {
+                if let Fault::Partition { from, to } = &fault.value
+                    && let (Some(from), Some(to)) = (sim.cluster_ips.get(from), sim.cluster_ips.get(to))
+                {
+                    sim.network.partition(*from, *to);
                 }
             }
         }
     }
 
     /// `helm upgrade --install` of the orchestrator.
-    pub async fn install_orchestrator(
-        &self,
-        _chart: ChartVersion,
-        values: &Value,
-    ) -> Result<(), ProviderError> {
+    pub async fn install_orchestrator(&self, chart: ChartVersion, values: &Value) -> Result<(), ProviderError> {
         match self {
             Self::Sim(sim) => Ok(sim.network.install_orchestrator(values).await?),
+            Self::Kubernetes(provider) => provider.install_orchestrator(chart, values).await,
         }
     }
 
     /// `helm upgrade --install` of one backend with its complete values.
-    pub async fn install_backend(
-        &self,
-        organization: &str,
-        chart: ChartVersion,
-        values: &Value,
-    ) -> Result<(), ProviderError> {
+    pub async fn install_backend(&self, organization: &str, chart: ChartVersion, values: &Value) -> Result<(), ProviderError> {
         match self {
-            Self::Sim(sim) => Ok(sim
-                .network
-                .install_backend(organization, chart, values)
-                .await?),
+            Self::Sim(sim) => Ok(sim.network.install_backend(organization, chart, values).await?),
+            Self::Kubernetes(provider) => provider.install_backend(organization, chart, values).await,
         }
     }
 
     /// Runs `argv` in the organization's server container.
-    pub async fn exec(
-        &self,
-        organization: &str,
-        argv: &[String],
-    ) -> Result<ExecOutput, ProviderError> {
+    pub async fn exec(&self, organization: &str, argv: &[String]) -> Result<ExecOutput, ProviderError> {
         match self {
             Self::Sim(sim) => {
                 let output = sim.network.exec(organization, argv).await?;
@@ -200,13 +253,26 @@ impl Provider {
                     exit_code: output.exit_code,
                 })
             }
+            Self::Kubernetes(provider) => provider.exec(organization, argv).await,
+        }
+    }
+
+    /// Files of provider-side evidence for an organization (pods, events, logs...).
+    pub async fn diagnostics(&self, organization: &str) -> Vec<(String, String)> {
+        match self {
+            Self::Sim(_) => Vec::new(),
+            Self::Kubernetes(provider) => provider.diagnostics(organization).await,
         }
     }
 
     /// Tears everything down; afterwards nothing of this run is left.
-    pub async fn down(&self) {
+    pub async fn down(&self) -> Result<(), ProviderError> {
         match self {
-            Self::Sim(sim) => sim.network.shutdown().await,
+            Self::Sim(sim) => {
+                sim.network.shutdown().await;
+                Ok(())
+            }
+            Self::Kubernetes(provider) => provider.down().await,
         }
     }
 }
