@@ -12,6 +12,8 @@
 pub mod charts;
 pub mod cli;
 pub mod error;
+pub mod import;
+pub mod lint;
 pub mod plan;
 pub mod provider;
 pub mod report;
