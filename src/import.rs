@@ -17,10 +17,12 @@
 //! - faults, one per lint finding (see [`crate::lint`]), each preceded by the finding as a
 //!   comment, duplicates merged:
 //!   `secret-mismatch` → `wrong-secret`; `missing-incoming` and `missing-outgoing` → the same;
-//!   `channel-on-entry` on an incoming entry of B → `channel-on-incoming {at: B}` (which marks
-//!   every X→B rejected: what the customer has when, as the guide writes, every incoming entry
-//!   has the key); on an outgoing entry of A for B → `missing-outgoing {A, B}` (the backend
-//!   stores an organization named `msp(B) secret`, so A has no row for B);
+//!   `channel-on-entry` on the incoming entries of B → `channel-on-incoming {at: B}` when
+//!   every incoming entry of B naming an organization has the key, as the guide writes it (the
+//!   fault marks every X→B rejected); when only some have it, `missing-incoming {from: A,
+//!   to: B}` per such entry (the backend stores an organization named `msp(A) secret`, so B
+//!   has no valid entry for A); on an outgoing entry of A for B → `missing-outgoing {A, B}`
+//!   (likewise, A has no row for B);
 //!   `whitespace-in-secret` → `missing-incoming` (incoming entry) or `missing-outgoing`
 //!   (outgoing entry), for the same reason; `unknown-peer-name` → comment only: the entry
 //!   takes no part in link analysis, so the link it meant is already a `missing-*` finding;
@@ -133,7 +135,12 @@ pub fn scenario_text(report: &LintReport) -> String {
         label_of.insert(organization.name.as_str(), label.clone());
         labels.push(label);
     }
-    let label = |name: &str| label_of.get(name).cloned().unwrap_or_else(|| name.to_owned());
+    let label = |name: &str| {
+        label_of
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_owned())
+    };
     let mut header = Vec::new();
 
     // Channels.
@@ -235,11 +242,30 @@ pub fn scenario_text(report: &LintReport) -> String {
     }
 
     // Faults.
-    let in_pair = |organization: usize| pairs.iter().any(|&(a, b)| a == organization || b == organization);
+    let in_pair = |organization: usize| {
+        pairs
+            .iter()
+            .any(|&(a, b)| a == organization || b == organization)
+    };
     let index_of_name: HashMap<&str, usize> = organizations
         .iter()
         .enumerate()
         .map(|(i, o)| (o.name.as_str(), i))
+        .collect();
+    // `channel-on-incoming` marks every link into an organization: exact only when every
+    // incoming entry naming an organization has the key (the guide's text); a single entry
+    // with it is a missing incoming entry in effect.
+    let every_incoming_has_channel: HashSet<&str> = organizations
+        .iter()
+        .filter(|organization| {
+            let resolved: Vec<_> = organization
+                .incoming
+                .iter()
+                .filter(|entry| index_of_msp.contains_key(entry.name.as_str()))
+                .collect();
+            !resolved.is_empty() && resolved.iter().all(|entry| entry.channel_line.is_some())
+        })
+        .map(|organization| organization.name.as_str())
         .collect();
     let mut faults = Faults::default();
     for finding in &report.findings {
@@ -255,6 +281,14 @@ pub fn scenario_text(report: &LintReport) -> String {
             (FindingKind::SecretMismatch, _) => directed("wrong-secret"),
             (FindingKind::MissingIncoming, _) => directed("missing-incoming"),
             (FindingKind::MissingOutgoing, _) => directed("missing-outgoing"),
+            (FindingKind::ChannelOnEntry, Some(Side::Incoming))
+                if finding
+                    .at
+                    .as_deref()
+                    .is_some_and(|at| !every_incoming_has_channel.contains(at)) =>
+            {
+                directed("missing-incoming")
+            }
             (FindingKind::ChannelOnEntry, Some(Side::Incoming)) => {
                 match finding.at.as_deref().zip(finding.from.as_deref()) {
                     Some((at, from)) => {
@@ -262,22 +296,26 @@ pub fn scenario_text(report: &LintReport) -> String {
                             .get(at)
                             .is_some_and(|&index| self_links || in_pair(index));
                         reproducible.then(|| {
-                            (format!("- channel-on-incoming: {{ at: {} }}", label(at)), from == at && !self_links)
+                            (
+                                format!("- channel-on-incoming: {{ at: {} }}", label(at)),
+                                from == at && !self_links,
+                            )
                         })
                     }
                     None => None,
                 }
             }
-            (FindingKind::ChannelOnEntry | FindingKind::WhitespaceInSecret, Some(Side::Outgoing)) => {
-                directed("missing-outgoing")
-            }
+            (
+                FindingKind::ChannelOnEntry | FindingKind::WhitespaceInSecret,
+                Some(Side::Outgoing),
+            ) => directed("missing-outgoing"),
             (FindingKind::WhitespaceInSecret, Some(Side::Incoming)) => directed("missing-incoming"),
             _ => None,
         };
         match fault {
-            Some((_, true)) if !self_links => faults.notes.push(format!(
-                "{note} (not reproduced: links.self is false)"
-            )),
+            Some((_, true)) if !self_links => faults
+                .notes
+                .push(format!("{note} (not reproduced: links.self is false)")),
             Some((fault, _)) => faults.add(fault, note),
             None => {
                 let why = match finding.kind {
@@ -308,7 +346,10 @@ pub fn scenario_text(report: &LintReport) -> String {
                 );
                 for fault in ["missing-outgoing", "missing-incoming"] {
                     faults.add(
-                        format!("- {fault}: {{ from: {}, to: {} }}", labels[from], labels[to]),
+                        format!(
+                            "- {fault}: {{ from: {}, to: {} }}",
+                            labels[from], labels[to]
+                        ),
                         note.clone(),
                     );
                 }
@@ -353,7 +394,10 @@ pub fn scenario_text(report: &LintReport) -> String {
     }
     text.push_str("organizations:\n");
     for (organization, label) in organizations.iter().zip(&labels) {
-        text.push_str(&format!("  {label}: {{ mspId: {} }}\n", quoted(&organization.msp_id)));
+        text.push_str(&format!(
+            "  {label}: {{ mspId: {} }}\n",
+            quoted(&organization.msp_id)
+        ));
     }
     text.push_str(&format!("links:\n  mode: explicit\n  self: {self_links}\n"));
     if pairs.is_empty() {
@@ -388,4 +432,30 @@ pub fn scenario_text(report: &LintReport) -> String {
 
 fn comment_line(text: &str) -> String {
     format!("# {}\n", comment(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comments_stay_on_one_line() {
+        assert_eq!(comment("a\nb\tc"), "a b c");
+        assert_eq!(comment_line("x\r\ny"), "# x  y\n");
+    }
+
+    #[test]
+    fn quoted_scalars_are_yaml() {
+        assert_eq!(quoted("IngenMSP"), "\"IngenMSP\"");
+        assert_eq!(quoted("a\"b#c"), "\"a\\\"b#c\"");
+    }
+
+    #[test]
+    fn duplicate_faults_merge_their_comments() {
+        let mut faults = Faults::default();
+        faults.add("- wrong-secret: { from: a, to: b }".into(), "first".into());
+        faults.add("- wrong-secret: { from: a, to: b }".into(), "second".into());
+        assert_eq!(faults.lines.len(), 1);
+        assert_eq!(faults.lines[0].comments, ["first", "second"]);
+    }
 }

@@ -234,7 +234,9 @@ pub enum LintError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{file}:1:1: the file is {size} bytes; a values file is at most {MAX_VALUES_BYTES} bytes")]
+    #[error(
+        "{file}:1:1: the file is {size} bytes; a values file is at most {MAX_VALUES_BYTES} bytes"
+    )]
     TooLarge { file: String, size: u64 },
     #[error("{file}:{line}:{column}: {message}")]
     Invalid {
@@ -247,7 +249,12 @@ pub enum LintError {
 }
 
 impl LintError {
-    fn invalid(file: &str, position: Position, message: impl Into<String>, hint: &'static str) -> Self {
+    fn invalid(
+        file: &str,
+        position: Position,
+        message: impl Into<String>,
+        hint: &'static str,
+    ) -> Self {
         Self::Invalid {
             file: file.to_owned(),
             line: position.line,
@@ -261,8 +268,12 @@ impl LintError {
     pub fn hint(&self) -> &'static str {
         match self {
             Self::NoFiles => "pass the backend values files of the network, one per organization",
-            Self::Read { .. } => "check the path; pass backend values files such as backend-ingen-values.yaml",
-            Self::TooLarge { .. } => "is this the right file? backend values files are small YAML documents",
+            Self::Read { .. } => {
+                "check the path; pass backend values files such as backend-ingen-values.yaml"
+            }
+            Self::TooLarge { .. } => {
+                "is this the right file? backend values files are small YAML documents"
+            }
             Self::Invalid { hint, .. } => hint,
         }
     }
@@ -413,7 +424,11 @@ fn lowercase_first(message: &str) -> String {
 }
 
 /// Parses one values file. `file` names it in errors and findings.
-pub fn parse_values(path: &Path, file: &str, bytes: &[u8]) -> Result<OrganizationValues, LintError> {
+pub fn parse_values(
+    path: &Path,
+    file: &str,
+    bytes: &[u8],
+) -> Result<OrganizationValues, LintError> {
     let not_text = "a values file is a YAML text file; is this the right file?";
     let text = std::str::from_utf8(bytes).map_err(|error| {
         LintError::invalid(
@@ -464,13 +479,19 @@ pub fn parse_values(path: &Path, file: &str, bytes: &[u8]) -> Result<Organizatio
             "a backend values file sets at least `orchestrator.mspID`",
         ));
     };
-    let msp_hint = "set `orchestrator.mspID`: the organization's MSP id, which its peers' entries name";
+    let msp_hint =
+        "set `orchestrator.mspID`: the organization's MSP id, which its peers' entries name";
     let msp = raw
         .orchestrator
         .as_ref()
         .and_then(|o| o.msp_id.as_ref())
         .ok_or_else(|| {
-            LintError::invalid(file, Position::START, "`orchestrator.mspID` is missing", msp_hint)
+            LintError::invalid(
+                file,
+                Position::START,
+                "`orchestrator.mspID` is missing",
+                msp_hint,
+            )
         })?;
     let msp_id = match &msp.value {
         Value::String(id) if !id.is_empty() => id.clone(),
@@ -577,7 +598,9 @@ fn entries(
                 return Err(LintError::invalid(
                     file,
                     position_of(spanned),
-                    format!("an entry of `addAccountOperator.{key}` has a `name` that is not a non-empty string"),
+                    format!(
+                        "an entry of `addAccountOperator.{key}` has a `name` that is not a non-empty string"
+                    ),
                     entry_hint,
                 ));
             }
@@ -599,7 +622,9 @@ fn entries(
                 return Err(LintError::invalid(
                     file,
                     position_of(spanned),
-                    format!("the entry `{name}` of `addAccountOperator.{key}` has a `secret` that is not a non-empty string"),
+                    format!(
+                        "the entry `{name}` of `addAccountOperator.{key}` has a `secret` that is not a non-empty string"
+                    ),
                     "quote the secret; it is plaintext, the same on both sides of the link",
                 ));
             }
@@ -694,7 +719,11 @@ pub fn lint(files: &[PathBuf]) -> Result<LintReport, LintError> {
 }
 
 /// The first entry of `organization`'s `side` list naming `msp_id`.
-fn find_entry<'a>(organization: &'a OrganizationValues, side: Side, msp_id: &str) -> Option<&'a Entry> {
+fn find_entry<'a>(
+    organization: &'a OrganizationValues,
+    side: Side,
+    msp_id: &str,
+) -> Option<&'a Entry> {
     organization.entries(side).iter().find(|e| e.name == msp_id)
 }
 
@@ -710,14 +739,20 @@ fn analyze(organizations: &[OrganizationValues], by_msp: &HashMap<&str, usize>) 
         for side in [Side::Incoming, Side::Outgoing] {
             let list = side.key();
             for (position, entry) in organization.entries(side).iter().enumerate() {
-                let peer = by_msp.get(entry.name.as_str()).map(|&p| organizations[p].name.clone());
+                let peer = by_msp
+                    .get(entry.name.as_str())
+                    .map(|&p| organizations[p].name.clone());
                 // The link the entry serves: an incoming entry of B naming msp(A) serves A→B;
                 // an outgoing entry of A naming msp(B) serves A→B.
                 let (from, to) = match side {
                     Side::Incoming => (peer.clone(), Some(organization.name.clone())),
                     Side::Outgoing => (Some(organization.name.clone()), peer.clone()),
                 };
-                let (from, to) = if peer.is_some() { (from, to) } else { (None, None) };
+                let (from, to) = if peer.is_some() {
+                    (from, to)
+                } else {
+                    (None, None)
+                };
                 let base = Finding {
                     kind: FindingKind::DuplicateEntry,
                     file: organization.file.clone(),
@@ -736,9 +771,7 @@ fn analyze(organizations: &[OrganizationValues], by_msp: &HashMap<&str, usize>) 
                     None => format!("`{at}`'s {list} entry `{}`", entry.name),
                 };
                 if peer.is_none() {
-                    let meant = by_name
-                        .get(entry.name.as_str())
-                        .map(|&p| &organizations[p]);
+                    let meant = by_name.get(entry.name.as_str()).map(|&p| &organizations[p]);
                     let message = match meant {
                         Some(meant) => format!(
                             "`{at}`'s {list} entry is named `{}`, the organizationName of `{}`; entries are named by MSP id: `{}`",
@@ -966,5 +999,79 @@ pub fn lint_command(files: &[PathBuf], json: bool) -> i32 {
             print_error(&error);
             exit_codes::USAGE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_labels_are_lowercase_and_dashed() {
+        let cases = [
+            ("ingen", Some("ingen")),
+            ("Umbrella_Corp", Some("umbrella-corp")),
+            ("--Tyrell  Corp--", Some("tyrell-corp")),
+            ("日本", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(dns_label(text, 40).as_deref(), expected, "{text}");
+        }
+        assert_eq!(dns_label("abcdef-ghi", 7).as_deref(), Some("abcdef"));
+    }
+
+    #[test]
+    fn file_names_lose_the_guides_prefix_and_suffix() {
+        let cases = [
+            ("dir/backend-ingen-values.yaml", "ingen"),
+            ("Biotechnica.yml", "biotechnica"),
+            ("backend-.yaml", "organization"),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(name_from_file(Path::new(path)), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn django_hashes_are_recognized() {
+        let cases = [
+            ("pbkdf2_sha256$600000$salt$hash=", true),
+            ("argon2$argon2id$v=19$m=102400,t=2,p=8$c2FsdA$aGFzaA", true),
+            ("pbkdf2_sha256-not-a-hash", false),
+            ("organizationSecret1w2", false),
+            ("price$10", false),
+        ];
+        for (secret, expected) in cases {
+            assert_eq!(is_password_hash(secret), expected, "{secret}");
+        }
+    }
+
+    #[test]
+    fn parser_messages_lose_what_they_quote() {
+        assert_eq!(
+            without_quotes("invalid type: string \"Peer s3cret\", expected a map"),
+            "invalid type: string \"…\", expected a map"
+        );
+        assert_eq!(without_quotes("unclosed 'abc"), "unclosed '…");
+        assert_eq!(
+            without_quotes("duplicate key `name`"),
+            "duplicate key `name`"
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let entry = Entry {
+            name: "IngenMSP".into(),
+            line: 3,
+            channel_line: None,
+            secret: EntrySecret("visible-secret-value".into()),
+        };
+        let debug = format!("{entry:?}");
+        assert!(
+            debug.contains("IngenMSP") && !debug.contains("visible-secret-value"),
+            "{debug}"
+        );
     }
 }
