@@ -37,16 +37,17 @@ type Expected = (
     Option<&'static str>,
 );
 
-fn actual(
-    report: &LintReport,
-) -> Vec<(
+/// A finding as lint reports it, in the same shape.
+type Found = (
     String,
     String,
     usize,
     Option<String>,
     Option<String>,
     Option<String>,
-)> {
+);
+
+fn actual(report: &LintReport) -> Vec<Found> {
     report
         .findings
         .iter()
@@ -67,16 +68,7 @@ fn actual(
         .collect()
 }
 
-fn owned(
-    expected: &[Expected],
-) -> Vec<(
-    String,
-    String,
-    usize,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-)> {
+fn owned(expected: &[Expected]) -> Vec<Found> {
     expected
         .iter()
         .map(|(kind, file, line, from, to, at)| {
