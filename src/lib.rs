@@ -13,6 +13,8 @@ pub mod charts;
 pub mod cli;
 pub mod deploy;
 pub mod error;
+pub mod import;
+pub mod lint;
 pub mod plan;
 pub mod process;
 pub mod provider;
