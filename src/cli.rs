@@ -57,6 +57,41 @@ pub enum Command {
     Schema,
     /// Bring the network up, link it, check every directed link, report, tear down.
     Run(RunArgs),
+    /// Preflight: tools, versions, kernel limits and memory for a scenario (default: the guide's two clusters).
+    Doctor {
+        #[arg(value_name = "SCENARIO")]
+        scenario: Option<PathBuf>,
+        /// The provider to check for (default: the scenario's, else kind).
+        #[arg(long, value_name = "P")]
+        provider: Option<String>,
+    },
+    /// Delete what runs created: only kind clusters named `orgmesh-*`.
+    Down {
+        /// The run whose clusters to delete (its id, as in `orgmesh-runs/<id>`).
+        #[arg(
+            long,
+            value_name = "ID",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        run: Option<String>,
+        /// Every cluster orgmesh created, from any run.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Check an existing network's backend values files for linking defects.
+    Lint {
+        #[arg(required = true, value_name = "VALUES_FILE")]
+        files: Vec<PathBuf>,
+        /// Print `{findings: [...]}` as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a scenario that reproduces a network and its defects from its values files.
+    Import {
+        #[arg(required = true, value_name = "VALUES_FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 /// `orgmesh run` as typed.
@@ -159,6 +194,10 @@ pub fn run(cli: Cli) -> i32 {
             Ok(())
         }
         Command::Run(arguments) => return run_command(arguments),
+        Command::Doctor { scenario, provider } => return block_on(doctor(scenario, provider)),
+        Command::Down { run, all } => return block_on(down(run, all)),
+        Command::Lint { files, json } => return crate::lint::lint_command(&files, json),
+        Command::Import { files } => return crate::import::import_command(&files),
     };
     match result {
         Ok(()) => exit_codes::OK,
@@ -322,6 +361,11 @@ pub fn yaml(document: &serde_json::Value) -> Result<String, Error> {
 }
 
 fn run_command(arguments: RunArgs) -> i32 {
+    block_on(run_async(arguments))
+}
+
+/// Runs an async command on a multi-threaded runtime and turns its result into an exit code.
+fn block_on(command: impl std::future::Future<Output = Result<i32, Error>>) -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -335,8 +379,7 @@ fn run_command(arguments: RunArgs) -> i32 {
             return exit_codes::INFRASTRUCTURE;
         }
     };
-    let result = runtime.block_on(run_async(arguments));
-    match result {
+    match runtime.block_on(command) {
         Ok(code) => code,
         Err(error) => {
             report_error(&error);
@@ -409,4 +452,96 @@ async fn run_async(arguments: RunArgs) -> Result<i32, Error> {
     } else {
         exit_codes::EXPECTATION_NOT_MET
     })
+}
+
+async fn doctor(scenario: Option<PathBuf>, provider: Option<String>) -> Result<i32, Error> {
+    use crate::provider::kind::{Requirements, preflight};
+
+    let loaded = scenario.as_deref().map(load).transpose()?;
+    let provider = match provider.as_deref().map(parse_provider).transpose()? {
+        Some(provider) => provider,
+        None => loaded
+            .as_ref()
+            .and_then(|(s, _)| s.provider)
+            .unwrap_or(scenario::ProviderName::Kind),
+    };
+    let environment = crate::process::Environment::inherit();
+    match provider {
+        scenario::ProviderName::Sim => {
+            println!("ok: the simulator needs no tools, cluster or network");
+            Ok(exit_codes::OK)
+        }
+        scenario::ProviderName::Existing => {
+            let version = crate::deploy::helm::detect_version(&environment)
+                .await
+                .map_err(|e| {
+                    Error::infrastructure(
+                        format!("preflight failed: {e}"),
+                        Some("install helm 3 or 4: https://helm.sh/docs/intro/install/".into()),
+                    )
+                })?;
+            println!("ok: helm {}", version.text);
+            Ok(exit_codes::OK)
+        }
+        scenario::ProviderName::Kind | scenario::ProviderName::K3s => {
+            let requirements = match &loaded {
+                Some((scenario, _)) => Requirements {
+                    clusters: scenario.clusters.len(),
+                    organizations: scenario.organizations.len(),
+                },
+                None => Requirements {
+                    clusters: 2,
+                    organizations: 2,
+                },
+            };
+            match preflight(&environment, requirements).await {
+                Ok(found) => {
+                    println!(
+                        "ok: docker {}, kind {}, helm {}; enough memory and inotify instances for {} clusters and {} organizations",
+                        found.docker,
+                        found.kind,
+                        found.helm.text,
+                        requirements.clusters,
+                        requirements.organizations
+                    );
+                    Ok(exit_codes::OK)
+                }
+                Err(error) => Err(Error::infrastructure(error.to_string(), None)),
+            }
+        }
+    }
+}
+
+async fn down(run: Option<String>, all: bool) -> Result<i32, Error> {
+    use crate::provider::kind;
+
+    let environment = crate::process::Environment::inherit();
+    let listing = match (&run, all) {
+        (Some(run_id), _) => kind::run_clusters(&environment, run_id).await,
+        (None, _) => kind::orgmesh_clusters(&environment).await,
+    };
+    let names = listing.map_err(|e| {
+        Error::infrastructure(e.to_string(), Some("is kind installed and on PATH?".into()))
+    })?;
+    if names.is_empty() {
+        println!("no orgmesh clusters to delete");
+        return Ok(exit_codes::OK);
+    }
+    // `kind delete` edits the kubeconfig it is given: give it a scratch one, never the user's.
+    let scratch =
+        std::env::temp_dir().join(format!("orgmesh-down-{}.kubeconfig", std::process::id()));
+    let clusters: Vec<(String, Option<PathBuf>)> = names
+        .iter()
+        .map(|n| (n.clone(), Some(scratch.clone())))
+        .collect();
+    let result = kind::delete_clusters_with_kubeconfig(&environment, &clusters).await;
+    let _ = fs::remove_file(&scratch);
+    result.map_err(|e| Error::infrastructure(e.to_string(), None))?;
+    println!(
+        "deleted {} cluster{}: {}",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    );
+    Ok(exit_codes::OK)
 }

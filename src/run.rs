@@ -89,6 +89,8 @@ pub struct RunOptions {
     pub keep: Keep,
     pub cancel: Cancel,
     pub sim: SimOptions,
+    /// Extra environment for the external tools (kind, helm, docker); tests point it at fakes.
+    pub environment: crate::process::Environment,
 }
 
 impl Default for RunOptions {
@@ -105,6 +107,7 @@ impl Default for RunOptions {
             keep: Keep::Never,
             cancel: Cancel::default(),
             sim: SimOptions::default(),
+            environment: crate::process::Environment::inherit(),
         }
     }
 }
@@ -180,35 +183,39 @@ pub async fn run(
         .provider
         .or(scenario.provider)
         .unwrap_or(ProviderName::Sim);
-    if provider_name != ProviderName::Sim {
-        return Err(Error::usage(
-            format!(
-                "the {} provider is not available in this version of orgmesh",
-                format!("{provider_name:?}").to_lowercase()
-            ),
-            "run on the embedded simulator with `--provider sim`",
-        ));
-    }
-    if let Some(fault) = scenario
-        .faults
-        .iter()
-        .find(|f| matches!(f.value, Fault::ClusterDown { .. }))
-    {
-        return Err(Error::usage(
-            format!(
-                "{}:{}:{}: `cluster-down` needs clusters as containers, which the in-process simulator does not have",
-                scenario.file.display(),
-                fault.position.line,
-                fault.position.column
-            ),
-            "remove the fault, or run it where container isolation is available",
-        ));
-    }
     let run_id = new_run_id();
     let run_dir = options
         .run_dir
         .clone()
         .unwrap_or_else(|| options.runs_root.join(&run_id));
+    let Some(mut provider) = Provider::new(
+        provider_name,
+        options.sim.clone(),
+        options.environment.clone(),
+        &run_id,
+        &run_dir,
+    ) else {
+        return Err(Error::usage(
+            format!(
+                "the {} provider is not available in this version of orgmesh",
+                format!("{provider_name:?}").to_lowercase()
+            ),
+            "run on the embedded simulator (`--provider sim`), on kind, or on existing clusters",
+        ));
+    };
+    if let Some(message) = provider.unsupported_fault(scenario) {
+        return Err(Error::usage(
+            message,
+            "remove the fault, or run the scenario on a provider that reproduces it",
+        ));
+    }
+    // Before anything is created: a host that cannot run the scenario is told what to fix.
+    let found = provider.preflight(scenario).await.map_err(|e| {
+        Error::infrastructure(
+            format!("preflight failed: {e}"),
+            Some("`orgmesh doctor SCENARIO` runs the same checks alone".into()),
+        )
+    })?;
     prepare_run_dir(&run_dir)?;
     let values_dir = run_dir.join("values");
     create_private_dir(&values_dir)?;
@@ -220,7 +227,6 @@ pub async fn run(
     let secrets = LinkSecrets::generate(topology, wrong, options.secrets)
         .map_err(|e| Error::infrastructure(e.to_string(), None))?;
 
-    let mut provider = Provider::sim(options.sim.clone());
     emit(Event::RunStarted {
         scenario: scenario.name.clone(),
         provider: provider.name().to_owned(),
@@ -229,6 +235,7 @@ pub async fn run(
         organizations: scenario.organizations.len(),
         links: topology.links.len(),
     });
+    let _ = found;
     let mut phases = Vec::new();
     let mut checks = Vec::new();
 
@@ -239,9 +246,13 @@ pub async fn run(
             phase: "clusters".into(),
             total: scenario.clusters.len(),
         });
-        let clusters = provider.up(scenario).await.map_err(|e| {
-            Error::infrastructure(format!("bringing clusters up failed: {e}"), None)
-        })?;
+        let clusters = tokio::select! {
+            clusters = provider.up(scenario) => clusters.map_err(|e| {
+                Error::infrastructure(format!("bringing clusters up failed: {e}"), None)
+            })?,
+            // Dropping the creation stops it; teardown deletes whatever exists by then.
+            () = options.cancel.cancelled() => return Err(Error::Interrupted),
+        };
         for (cluster, address) in clusters {
             emit(Event::ClusterReady { cluster, address });
         }
@@ -253,7 +264,8 @@ pub async fn run(
         for message in warnings {
             emit(Event::Warning { message });
         }
-        let orchestrator_values = values::orchestrator_values(scenario);
+        let mut orchestrator_values = values::orchestrator_values(scenario);
+        values::merge(&mut orchestrator_values, &provider.orchestrator_profile());
         write_values(&values_dir, &documents, &orchestrator_values)?;
         let context = Context {
             scenario,
@@ -322,14 +334,25 @@ pub async fn run(
     }
     let teardown_started = Instant::now();
     emit(Event::TeardownStarted);
-    provider.down().await;
+    let teardown_result = provider.down().await;
     let teardown = teardown_started.elapsed();
     emit(Event::TeardownFinished { duration: teardown });
+    if let Err(error) = &teardown_result {
+        emit(Event::Warning {
+            message: format!("teardown did not complete: {error}"),
+        });
+    }
     phases.push(Phase {
         name: "teardown".into(),
         duration_ms: teardown.as_millis() as u64,
     });
     outcome?;
+    teardown_result.map_err(|e| {
+        Error::infrastructure(
+            format!("teardown did not complete: {e}"),
+            Some("`orgmesh down --run RUN_ID` retries it".into()),
+        )
+    })?;
 
     let mut report = Report {
         scenario: scenario.name.clone(),
@@ -413,16 +436,17 @@ fn write_reports(report: &Report, run_dir: &Path, options: &RunOptions) -> Resul
 async fn deploy(context: &Context<'_>, linked: bool, action: Action) -> Result<(), Error> {
     let chart = context.scenario.charts.backend.version;
     if action == Action::Install {
-        context
-            .provider
-            .install_orchestrator(
-                context.scenario.charts.orchestrator.version,
-                context.orchestrator_values,
-            )
-            .await
-            .map_err(|e| {
+        let install = context.provider.install_orchestrator(
+            context.scenario.charts.orchestrator.version,
+            context.orchestrator_values,
+        );
+        tokio::select! {
+            result = install => result.map_err(|e| {
                 Error::infrastructure(format!("installing the orchestrator failed: {e}"), None)
-            })?;
+            })?,
+            // Dropping the install kills helm; teardown removes what it left.
+            () = context.options.cancel.cancelled() => return Err(Error::Interrupted),
+        }
     }
     let results = futures::stream::iter(context.documents.iter())
         .take_while(|_| std::future::ready(!context.options.cancel.is_cancelled()))
@@ -446,6 +470,12 @@ async fn deploy(context: &Context<'_>, linked: bool, action: Action) -> Result<(
         .await;
     if context.options.cancel.is_cancelled() {
         return Err(Error::Interrupted);
+    }
+    for (organization, result) in &results {
+        if result.is_err() {
+            let directory = context.run_dir.join("diagnostics").join(organization);
+            write_provider_diagnostics(context, organization, &directory).await?;
+        }
     }
     let failures: Vec<String> = results
         .into_iter()
@@ -580,7 +610,9 @@ async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
     for (organization, mut checks, outputs) in results {
         if checks.iter().any(|c| !c.passed) {
             let relative = format!("diagnostics/{organization}/");
-            write_diagnostics(&context.run_dir.join(&relative), &outputs, context.secrets)?;
+            let directory = context.run_dir.join(&relative);
+            write_diagnostics(&directory, &outputs, context.secrets)?;
+            write_provider_diagnostics(context, &organization, &directory).await?;
             for check in checks.iter_mut().filter(|c| !c.passed) {
                 check.diagnostics = Some(relative.clone());
             }
@@ -588,6 +620,28 @@ async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
         all.extend(checks);
     }
     Ok(all)
+}
+
+/// The provider's evidence for a failing organization (pods, events, logs, helm status),
+/// redacted, collected before teardown.
+async fn write_provider_diagnostics(
+    context: &Context<'_>,
+    organization: &str,
+    directory: &Path,
+) -> Result<(), Error> {
+    let files = context.provider.diagnostics(organization).await;
+    if files.is_empty() {
+        return Ok(());
+    }
+    create_private_dir(directory)?;
+    for (name, content) in files {
+        write_private_file(
+            &directory.join(name),
+            &secrets::redact(&content, context.secrets),
+            true,
+        )?;
+    }
+    Ok(())
 }
 
 /// What a failing organization showed on its last attempt, redacted.

@@ -457,10 +457,28 @@ pub struct HostFiles {
 
 impl Default for HostFiles {
     fn default() -> Self {
+        Self::under(Path::new("/proc"))
+    }
+}
+
+/// The environment variable that moves the /proc preflight reads (containers, tests).
+pub const PROC_ROOT_VARIABLE: &str = "ORGMESH_PROC_ROOT";
+
+impl HostFiles {
+    /// The files under a /proc-like directory.
+    pub fn under(root: &Path) -> Self {
         Self {
-            max_user_instances: PathBuf::from("/proc/sys/fs/inotify/max_user_instances"),
-            max_user_watches: PathBuf::from("/proc/sys/fs/inotify/max_user_watches"),
-            meminfo: PathBuf::from("/proc/meminfo"),
+            max_user_instances: root.join("sys/fs/inotify/max_user_instances"),
+            max_user_watches: root.join("sys/fs/inotify/max_user_watches"),
+            meminfo: root.join("meminfo"),
+        }
+    }
+
+    /// `$ORGMESH_PROC_ROOT` if set, else /proc.
+    pub fn from_environment() -> Self {
+        match std::env::var_os(PROC_ROOT_VARIABLE) {
+            Some(root) if !root.is_empty() => Self::under(Path::new(&root)),
+            _ => Self::default(),
         }
     }
 }
@@ -549,7 +567,7 @@ pub async fn preflight(
     environment: &Environment,
     requirements: Requirements,
 ) -> Result<Preflight, PreflightError> {
-    preflight_with(environment, requirements, &HostFiles::default()).await
+    preflight_with(environment, requirements, &HostFiles::from_environment()).await
 }
 
 /// Checks, in order, the Docker engine, kind, helm, the inotify limits (more than one cluster)

@@ -117,7 +117,10 @@ impl KubernetesProvider {
                     },
                 )
                 .await?;
-                let summary = format!("docker {}, kind {}, helm {}", found.docker, found.kind, found.helm.text);
+                let summary = format!(
+                    "docker {}, kind {}, helm {}",
+                    found.docker, found.kind, found.helm.text
+                );
                 self.helm = Some(found.helm);
                 Ok(summary)
             }
@@ -138,24 +141,35 @@ impl KubernetesProvider {
     }
 
     /// Creates (kind) or connects to (existing) every cluster and places every organization.
-    pub async fn up(&mut self, scenario: &Scenario) -> Result<Vec<(String, String)>, ProviderError> {
+    pub async fn up(
+        &mut self,
+        scenario: &Scenario,
+    ) -> Result<Vec<(String, String)>, ProviderError> {
         self.orchestrator_cluster = scenario.orchestrator_cluster.clone();
         self.backend_chart = Some(scenario.charts.backend.source.clone());
         self.orchestrator_chart = Some(scenario.charts.orchestrator.source.clone());
         let kubeconfig_dir = self.run_dir.join("kubeconfig");
-        crate::cli::create_private_dir(&kubeconfig_dir).map_err(|e| ProviderError::Io(e.to_string()))?;
+        crate::cli::create_private_dir(&kubeconfig_dir)
+            .map_err(|e| ProviderError::Io(e.to_string()))?;
         let mut connections: Vec<(String, PathBuf, Option<String>)> = Vec::new();
         match self.flavor {
             Flavor::Kind => {
                 let config_dir = self.run_dir.join("kind");
-                crate::cli::create_private_dir(&config_dir).map_err(|e| ProviderError::Io(e.to_string()))?;
+                crate::cli::create_private_dir(&config_dir)
+                    .map_err(|e| ProviderError::Io(e.to_string()))?;
                 let mut specs = Vec::new();
                 for (index, cluster) in scenario.clusters.iter().enumerate() {
                     let name = kind::cluster_name(&self.run_id, &cluster.name)?;
                     let config_path = config_dir.join(format!("{}.yaml", cluster.name));
-                    std::fs::write(&config_path, kind::cluster_config(index)?).map_err(|e| ProviderError::Io(format!("{}: {e}", config_path.display())))?;
+                    std::fs::write(&config_path, kind::cluster_config(index)?).map_err(|e| {
+                        ProviderError::Io(format!("{}: {e}", config_path.display()))
+                    })?;
                     let kubeconfig_path = kubeconfig_dir.join(format!("{}.yaml", cluster.name));
-                    connections.push((cluster.name.clone(), kubeconfig_path.clone(), Some(format!("kind-{name}"))));
+                    connections.push((
+                        cluster.name.clone(),
+                        kubeconfig_path.clone(),
+                        Some(format!("kind-{name}")),
+                    ));
                     specs.push(ClusterSpec {
                         name,
                         config_path,
@@ -164,16 +178,20 @@ impl KubernetesProvider {
                 }
                 let created = Arc::clone(&self.created);
                 let options = CreateOptions::new(self.run_dir.join("diagnostics"));
-                let outcomes = kind::create_clusters(&self.environment, specs, &options, move |name| {
-                    lock(&created).push(name.to_owned());
-                })
-                .await;
+                let outcomes =
+                    kind::create_clusters(&self.environment, specs, &options, move |name| {
+                        lock(&created).push(name.to_owned());
+                    })
+                    .await;
                 let failures: Vec<String> = outcomes
                     .into_iter()
                     .filter_map(|o| o.result.err().map(|e| format!("{}: {e}", o.name)))
                     .collect();
                 if !failures.is_empty() {
-                    return Err(ProviderError::Refused(format!("creating kind clusters failed: {}", failures.join("; "))));
+                    return Err(ProviderError::Refused(format!(
+                        "creating kind clusters failed: {}",
+                        failures.join("; ")
+                    )));
                 }
             }
             Flavor::Existing => {
@@ -207,16 +225,37 @@ impl KubernetesProvider {
                 Flavor::Kind => kube.node_internal_ip().await?,
                 Flavor::Existing => String::new(),
             };
-            ready.push((name.clone(), if node_ip.is_empty() { context.clone().unwrap_or_default() } else { node_ip.clone() }));
-            self.clusters.insert(name, ClusterHandle { kubeconfig, context, kube, node_ip });
+            ready.push((
+                name.clone(),
+                if node_ip.is_empty() {
+                    context.clone().unwrap_or_default()
+                } else {
+                    node_ip.clone()
+                },
+            ));
+            self.clusters.insert(
+                name,
+                ClusterHandle {
+                    kubeconfig,
+                    context,
+                    kube,
+                    node_ip,
+                },
+            );
         }
         let mut per_cluster: HashMap<&str, usize> = HashMap::new();
         for organization in &scenario.organizations {
-            let index = per_cluster.entry(organization.cluster.as_str()).or_default();
+            let index = per_cluster
+                .entry(organization.cluster.as_str())
+                .or_default();
             let address = match (&organization.address, self.flavor) {
                 (Some(address), _) => address.clone(),
                 (None, _) => {
-                    let node_ip = self.clusters.get(&organization.cluster).map(|c| c.node_ip.clone()).unwrap_or_default();
+                    let node_ip = self
+                        .clusters
+                        .get(&organization.cluster)
+                        .map(|c| c.node_ip.clone())
+                        .unwrap_or_default();
                     format!("http://{node_ip}:{}", profile::backend_node_port(*index))
                 }
             };
@@ -235,7 +274,9 @@ impl KubernetesProvider {
     }
 
     pub fn address(&self, organization: &str) -> Option<&str> {
-        self.organizations.get(organization).map(|p| p.address.as_str())
+        self.organizations
+            .get(organization)
+            .map(|p| p.address.as_str())
     }
 
     /// The provider layer of a backend's values.
@@ -245,10 +286,25 @@ impl KubernetesProvider {
         };
         match self.flavor {
             Flavor::Kind => {
-                let node_ip = self.clusters.get(&placement.cluster).map_or("", |c| c.node_ip.as_str());
-                let orchestrator_ip = self.clusters.get(&self.orchestrator_cluster).map_or("", |c| c.node_ip.as_str());
-                let endpoint = OrchestratorEndpoint::for_cluster(&placement.cluster, &self.orchestrator_cluster, orchestrator_ip);
-                let port = placement.address.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(profile::BACKEND_NODE_PORT_BASE);
+                let node_ip = self
+                    .clusters
+                    .get(&placement.cluster)
+                    .map_or("", |c| c.node_ip.as_str());
+                let orchestrator_ip = self
+                    .clusters
+                    .get(&self.orchestrator_cluster)
+                    .map_or("", |c| c.node_ip.as_str());
+                let endpoint = OrchestratorEndpoint::for_cluster(
+                    &placement.cluster,
+                    &self.orchestrator_cluster,
+                    orchestrator_ip,
+                );
+                let port = placement
+                    .address
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(profile::BACKEND_NODE_PORT_BASE);
                 profile::kind_backend(&placement.namespace, node_ip, port, &endpoint, &self.images)
             }
             Flavor::Existing => {
@@ -270,7 +326,9 @@ impl KubernetesProvider {
     }
 
     fn cluster(&self, name: &str) -> Result<&ClusterHandle, ProviderError> {
-        self.clusters.get(name).ok_or_else(|| ProviderError::Refused(format!("cluster `{name}` is not up")))
+        self.clusters
+            .get(name)
+            .ok_or_else(|| ProviderError::Refused(format!("cluster `{name}` is not up")))
     }
 
     /// Writes the values of one helm call (0600) and returns the path.
@@ -285,7 +343,8 @@ impl KubernetesProvider {
         };
         let path = directory.join(format!("{release}-{revision}.yaml"));
         let text = crate::values::to_yaml(values).map_err(|e| ProviderError::Io(e.to_string()))?;
-        crate::cli::write_private_file(&path, &text, true).map_err(|e| ProviderError::Io(e.to_string()))?;
+        crate::cli::write_private_file(&path, &text, true)
+            .map_err(|e| ProviderError::Io(e.to_string()))?;
         Ok(path)
     }
 
@@ -306,15 +365,29 @@ impl KubernetesProvider {
     }
 
     /// Refuses a namespace that holds a helm release this run did not install.
-    async fn check_namespace(&self, cluster: &ClusterHandle, namespace: &str, release: &str) -> Result<(), ProviderError> {
+    async fn check_namespace(
+        &self,
+        cluster: &ClusterHandle,
+        namespace: &str,
+        release: &str,
+    ) -> Result<(), ProviderError> {
         if self.flavor != Flavor::Existing {
             return Ok(());
         }
-        let ours = lock(&self.installed).iter().any(|i| i.namespace == namespace && i.release == release);
+        let ours = lock(&self.installed)
+            .iter()
+            .any(|i| i.namespace == namespace && i.release == release);
         if ours {
             return Ok(());
         }
-        let releases = helm::list_releases(&self.environment, namespace, &cluster.kubeconfig, cluster.context.as_deref(), &self.helm()).await?;
+        let releases = helm::list_releases(
+            &self.environment,
+            namespace,
+            &cluster.kubeconfig,
+            cluster.context.as_deref(),
+            &self.helm(),
+        )
+        .await?;
         if let Some(foreign) = releases.first() {
             return Err(ProviderError::Refused(format!(
                 "namespace `{namespace}` already holds release `{}` ({}), which orgmesh did not install in this run; orgmesh only installs into namespaces that are empty or its own",
@@ -324,9 +397,17 @@ impl KubernetesProvider {
         Ok(())
     }
 
-    async fn install(&self, cluster_name: &str, namespace: &str, release_name: &str, chart: ChartRef, values: &Value) -> Result<(), ProviderError> {
+    async fn install(
+        &self,
+        cluster_name: &str,
+        namespace: &str,
+        release_name: &str,
+        chart: ChartRef,
+        values: &Value,
+    ) -> Result<(), ProviderError> {
         let cluster = self.cluster(cluster_name)?;
-        self.check_namespace(cluster, namespace, release_name).await?;
+        self.check_namespace(cluster, namespace, release_name)
+            .await?;
         let values_file = self.values_file(release_name, values)?;
         let release = Release {
             name: release_name.to_owned(),
@@ -339,7 +420,9 @@ impl KubernetesProvider {
         };
         let first = {
             let mut installed = lock(&self.installed);
-            let known = installed.iter().any(|i| i.namespace == namespace && i.release == release_name && i.cluster == cluster_name);
+            let known = installed.iter().any(|i| {
+                i.namespace == namespace && i.release == release_name && i.cluster == cluster_name
+            });
             if !known {
                 // Registered before the call: a release helm half-installed must be torn down too.
                 installed.push(Installed {
@@ -355,35 +438,92 @@ impl KubernetesProvider {
         Ok(())
     }
 
-    pub async fn install_orchestrator(&self, chart: ChartVersion, values: &Value) -> Result<(), ProviderError> {
+    pub async fn install_orchestrator(
+        &self,
+        chart: ChartVersion,
+        values: &Value,
+    ) -> Result<(), ProviderError> {
         let chart = Self::chart_ref(self.orchestrator_chart.as_ref(), "orchestrator", chart);
-        self.install(&self.orchestrator_cluster, ORCHESTRATOR_RELEASE, ORCHESTRATOR_RELEASE, chart, values).await?;
+        self.install(
+            &self.orchestrator_cluster,
+            ORCHESTRATOR_RELEASE,
+            ORCHESTRATOR_RELEASE,
+            chart,
+            values,
+        )
+        .await?;
         let cluster = self.cluster(&self.orchestrator_cluster)?;
-        cluster.kube.wait_deployment(ORCHESTRATOR_RELEASE, "orchestrator-server", RELEASE_TIMEOUT).await?;
+        cluster
+            .kube
+            .wait_deployment(ORCHESTRATOR_RELEASE, "orchestrator-server", RELEASE_TIMEOUT)
+            .await?;
         Ok(())
     }
 
-    pub async fn install_backend(&self, organization: &str, chart: ChartVersion, values: &Value) -> Result<(), ProviderError> {
-        let placement = self.organizations.get(organization).ok_or_else(|| ProviderError::NotUp { organization: organization.to_owned() })?;
+    pub async fn install_backend(
+        &self,
+        organization: &str,
+        chart: ChartVersion,
+        values: &Value,
+    ) -> Result<(), ProviderError> {
+        let placement =
+            self.organizations
+                .get(organization)
+                .ok_or_else(|| ProviderError::NotUp {
+                    organization: organization.to_owned(),
+                })?;
         let chart_ref = Self::chart_ref(self.backend_chart.as_ref(), "substra-backend", chart);
-        self.install(&placement.cluster, &placement.namespace, &placement.release, chart_ref, values).await?;
+        self.install(
+            &placement.cluster,
+            &placement.namespace,
+            &placement.release,
+            chart_ref,
+            values,
+        )
+        .await?;
         let cluster = self.cluster(&placement.cluster)?;
         let server = format!("{}-substra-backend-server", placement.release);
         let migrations = format!("{}-substra-backend-migrations", placement.release);
-        cluster.kube.wait_deployment(&placement.namespace, &server, RELEASE_TIMEOUT).await?;
-        cluster.kube.wait_job(&placement.namespace, &migrations, RELEASE_TIMEOUT).await?;
+        cluster
+            .kube
+            .wait_deployment(&placement.namespace, &server, RELEASE_TIMEOUT)
+            .await?;
+        cluster
+            .kube
+            .wait_job(&placement.namespace, &migrations, RELEASE_TIMEOUT)
+            .await?;
         Ok(())
     }
 
     fn server_selector(release: &str) -> String {
-        format!("app.kubernetes.io/name=substra-backend-server,app.kubernetes.io/instance={release}")
+        format!(
+            "app.kubernetes.io/name=substra-backend-server,app.kubernetes.io/instance={release}"
+        )
     }
 
-    pub async fn exec(&self, organization: &str, argv: &[String]) -> Result<ExecOutput, ProviderError> {
-        let placement = self.organizations.get(organization).ok_or_else(|| ProviderError::NotUp { organization: organization.to_owned() })?;
+    pub async fn exec(
+        &self,
+        organization: &str,
+        argv: &[String],
+    ) -> Result<ExecOutput, ProviderError> {
+        let placement =
+            self.organizations
+                .get(organization)
+                .ok_or_else(|| ProviderError::NotUp {
+                    organization: organization.to_owned(),
+                })?;
         let cluster = self.cluster(&placement.cluster)?;
-        let pod = cluster.kube.find_pod(&placement.namespace, &Self::server_selector(&placement.release)).await?;
-        Ok(cluster.kube.exec(&placement.namespace, &pod, "server", argv, EXEC_TIMEOUT).await?)
+        let pod = cluster
+            .kube
+            .find_pod(
+                &placement.namespace,
+                &Self::server_selector(&placement.release),
+            )
+            .await?;
+        Ok(cluster
+            .kube
+            .exec(&placement.namespace, &pod, "server", argv, EXEC_TIMEOUT)
+            .await?)
     }
 
     /// What an operator would look at first, one text per file: pods, events, logs of the
@@ -396,13 +536,30 @@ impl KubernetesProvider {
             return Vec::new();
         };
         let namespace = placement.namespace.as_str();
-        let text = |result: Result<String, super::kube::KubeError>| result.unwrap_or_else(|e| format!("could not collect: {e}\n"));
+        let text = |result: Result<String, super::kube::KubeError>| {
+            result.unwrap_or_else(|e| format!("could not collect: {e}\n"))
+        };
         let mut files = vec![
-            ("pods.txt".to_owned(), text(cluster.kube.describe_pods(namespace).await)),
-            ("events.txt".to_owned(), text(cluster.kube.events(namespace).await)),
+            (
+                "pods.txt".to_owned(),
+                text(cluster.kube.describe_pods(namespace).await),
+            ),
+            (
+                "events.txt".to_owned(),
+                text(cluster.kube.events(namespace).await),
+            ),
         ];
-        let server = match cluster.kube.find_pod(namespace, &Self::server_selector(&placement.release)).await {
-            Ok(pod) => text(cluster.kube.logs(namespace, &pod, Some("server"), 200).await),
+        let server = match cluster
+            .kube
+            .find_pod(namespace, &Self::server_selector(&placement.release))
+            .await
+        {
+            Ok(pod) => text(
+                cluster
+                    .kube
+                    .logs(namespace, &pod, Some("server"), 200)
+                    .await,
+            ),
             Err(error) => format!("could not find the server pod: {error}\n"),
         };
         files.push(("server.log".to_owned(), server));
@@ -412,11 +569,19 @@ impl KubernetesProvider {
             Err(error) => format!("could not find the migrations pod: {error}\n"),
         };
         files.push(("migrations.log".to_owned(), migrations));
-        let status = helm::status(&placement.release, namespace, &cluster.kubeconfig, cluster.context.as_deref());
-        let status = match crate::process::run(&self.environment.apply(status), Duration::from_secs(60)).await {
-            Ok(output) => output.stdout,
-            Err(error) => format!("helm status failed: {error}\n"),
-        };
+        let status = helm::status(
+            &placement.release,
+            namespace,
+            &cluster.kubeconfig,
+            cluster.context.as_deref(),
+        );
+        let status =
+            match crate::process::run(&self.environment.apply(status), Duration::from_secs(60))
+                .await
+            {
+                Ok(output) => output.stdout,
+                Err(error) => format!("helm status failed: {error}\n"),
+            };
         files.push(("helm-status.json".to_owned(), status));
         files
     }
@@ -438,23 +603,50 @@ impl KubernetesProvider {
                 if names.is_empty() {
                     return Ok(());
                 }
-                kind::delete_clusters(&self.environment, &names).await?;
+                // Each cluster's own kubeconfig: `kind delete` edits the kubeconfig it is given,
+                // and the user's must never be touched.
+                let kubeconfig_dir = self.run_dir.join("kubeconfig");
+                let clusters: Vec<(String, Option<PathBuf>)> = names
+                    .into_iter()
+                    .map(|name| {
+                        let cluster = name
+                            .strip_prefix(&kind::run_prefix(&self.run_id))
+                            .unwrap_or(&name)
+                            .to_owned();
+                        let path = kubeconfig_dir.join(format!("{cluster}.yaml"));
+                        (name, Some(path))
+                    })
+                    .collect();
+                kind::delete_clusters_with_kubeconfig(&self.environment, &clusters).await?;
                 Ok(())
             }
             Flavor::Existing => {
-                let installed: Vec<Installed> = lock(&self.installed).iter().rev().cloned().collect();
+                let installed: Vec<Installed> =
+                    lock(&self.installed).iter().rev().cloned().collect();
                 let mut failures = Vec::new();
                 for release in installed {
-                    let Ok(cluster) = self.cluster(&release.cluster) else { continue };
-                    let command = helm::uninstall(&release.release, &release.namespace, &cluster.kubeconfig, cluster.context.as_deref());
-                    if let Err(error) = crate::process::run(&self.environment.apply(command), RELEASE_TIMEOUT).await {
+                    let Ok(cluster) = self.cluster(&release.cluster) else {
+                        continue;
+                    };
+                    let command = helm::uninstall(
+                        &release.release,
+                        &release.namespace,
+                        &cluster.kubeconfig,
+                        cluster.context.as_deref(),
+                    );
+                    if let Err(error) =
+                        crate::process::run(&self.environment.apply(command), RELEASE_TIMEOUT).await
+                    {
                         failures.push(error.to_string());
                     }
                 }
                 if failures.is_empty() {
                     Ok(())
                 } else {
-                    Err(ProviderError::Refused(format!("uninstalling failed: {}", failures.join("; "))))
+                    Err(ProviderError::Refused(format!(
+                        "uninstalling failed: {}",
+                        failures.join("; ")
+                    )))
                 }
             }
         }
@@ -473,7 +665,10 @@ pub fn host_of(address: &str) -> String {
 
 fn expand_home(path: &str) -> PathBuf {
     match path.strip_prefix("~/") {
-        Some(rest) => std::env::var_os("HOME").map_or_else(|| PathBuf::from(path), |home| PathBuf::from(home).join(rest)),
+        Some(rest) => std::env::var_os("HOME").map_or_else(
+            || PathBuf::from(path),
+            |home| PathBuf::from(home).join(rest),
+        ),
         None => PathBuf::from(path),
     }
 }
@@ -494,7 +689,10 @@ mod tests {
 
     #[test]
     fn hosts_of_addresses() {
-        assert_eq!(host_of("https://api.cluster-1.example:443"), "api.cluster-1.example");
+        assert_eq!(
+            host_of("https://api.cluster-1.example:443"),
+            "api.cluster-1.example"
+        );
         assert_eq!(host_of("http://172.18.0.3:30800/"), "172.18.0.3");
         assert_eq!(host_of("http://backend.org-1"), "backend.org-1");
     }

@@ -39,18 +39,36 @@ pub enum ProviderError {
     #[error(transparent)]
     Sim(#[from] sim::SimError),
     #[error(transparent)]
-    Preflight(#[from] kind::PreflightError),
+    Preflight(Box<kind::PreflightError>),
     #[error(transparent)]
-    Kind(#[from] kind::KindError),
+    Kind(Box<kind::KindError>),
     #[error(transparent)]
-    Helm(#[from] crate::deploy::helm::HelmError),
+    Helm(Box<crate::deploy::helm::HelmError>),
     #[error(transparent)]
-    Kube(#[from] kube::KubeError),
+    Kube(Box<kube::KubeError>),
     #[error("{0}")]
     Io(String),
     #[error("{0}")]
     Refused(String),
 }
+
+// The operation errors are large (argv, stderr, context); boxed, every `Result` stays small.
+macro_rules! boxed_from {
+    ($($variant:ident($error:ty)),* $(,)?) => {
+        $(impl From<$error> for ProviderError {
+            fn from(error: $error) -> Self {
+                Self::$variant(Box::new(error))
+            }
+        })*
+    };
+}
+
+boxed_from!(
+    Preflight(kind::PreflightError),
+    Kind(kind::KindError),
+    Helm(crate::deploy::helm::HelmError),
+    Kube(kube::KubeError),
+);
 
 /// The most clusters the simulator can address: 127.0.1.1 to 127.0.254.1.
 pub const MAX_SIM_CLUSTERS: usize = 254;
@@ -96,8 +114,18 @@ impl Provider {
     ) -> Option<Self> {
         match name {
             ProviderName::Sim => Some(Self::sim(sim_options)),
-            ProviderName::Kind => Some(Self::Kubernetes(Box::new(KubernetesProvider::new(Flavor::Kind, environment, run_id, run_dir)))),
-            ProviderName::Existing => Some(Self::Kubernetes(Box::new(KubernetesProvider::new(Flavor::Existing, environment, run_id, run_dir)))),
+            ProviderName::Kind => Some(Self::Kubernetes(Box::new(KubernetesProvider::new(
+                Flavor::Kind,
+                environment,
+                run_id,
+                run_dir,
+            )))),
+            ProviderName::Existing => Some(Self::Kubernetes(Box::new(KubernetesProvider::new(
+                Flavor::Existing,
+                environment,
+                run_id,
+                run_dir,
+            )))),
             ProviderName::K3s => None,
         }
     }
@@ -113,7 +141,10 @@ impl Provider {
     }
 
     /// Checks the host before anything is created. Returns what was found, for the log.
-    pub async fn preflight(&mut self, scenario: &Scenario) -> Result<Option<String>, ProviderError> {
+    pub async fn preflight(
+        &mut self,
+        scenario: &Scenario,
+    ) -> Result<Option<String>, ProviderError> {
         match self {
             Self::Sim(_) => {
                 if scenario.clusters.len() > MAX_SIM_CLUSTERS {
@@ -130,7 +161,10 @@ impl Provider {
 
     /// Brings every cluster up and learns every organization's address. Returns the clusters'
     /// addresses, in scenario order.
-    pub async fn up(&mut self, scenario: &Scenario) -> Result<Vec<(String, String)>, ProviderError> {
+    pub async fn up(
+        &mut self,
+        scenario: &Scenario,
+    ) -> Result<Vec<(String, String)>, ProviderError> {
         match self {
             Self::Sim(sim) => {
                 let mut clusters = Vec::new();
@@ -140,12 +174,20 @@ impl Provider {
                     clusters.push((cluster.name.clone(), ip.to_string()));
                 }
                 for organization in &scenario.organizations {
-                    let ip = sim.cluster_ips.get(&organization.cluster).copied().ok_or_else(|| ProviderError::NotUp {
-                        organization: organization.name.clone(),
-                    })?;
-                    let address = sim.network.bind_organization(&organization.name, ip).await?;
+                    let ip = sim
+                        .cluster_ips
+                        .get(&organization.cluster)
+                        .copied()
+                        .ok_or_else(|| ProviderError::NotUp {
+                            organization: organization.name.clone(),
+                        })?;
+                    let address = sim
+                        .network
+                        .bind_organization(&organization.name, ip)
+                        .await?;
                     sim.addresses.insert(organization.name.clone(), address);
-                    sim.clusters_of.insert(organization.name.clone(), organization.cluster.clone());
+                    sim.clusters_of
+                        .insert(organization.name.clone(), organization.cluster.clone());
                 }
                 Ok(clusters)
             }
@@ -218,7 +260,8 @@ impl Provider {
         if let Self::Sim(sim) = self {
             for fault in &scenario.faults {
                 if let Fault::Partition { from, to } = &fault.value
-                    && let (Some(from), Some(to)) = (sim.cluster_ips.get(from), sim.cluster_ips.get(to))
+                    && let (Some(from), Some(to)) =
+                        (sim.cluster_ips.get(from), sim.cluster_ips.get(to))
                 {
                     sim.network.partition(*from, *to);
                 }
@@ -227,7 +270,11 @@ impl Provider {
     }
 
     /// `helm upgrade --install` of the orchestrator.
-    pub async fn install_orchestrator(&self, chart: ChartVersion, values: &Value) -> Result<(), ProviderError> {
+    pub async fn install_orchestrator(
+        &self,
+        chart: ChartVersion,
+        values: &Value,
+    ) -> Result<(), ProviderError> {
         match self {
             Self::Sim(sim) => Ok(sim.network.install_orchestrator(values).await?),
             Self::Kubernetes(provider) => provider.install_orchestrator(chart, values).await,
@@ -235,15 +282,29 @@ impl Provider {
     }
 
     /// `helm upgrade --install` of one backend with its complete values.
-    pub async fn install_backend(&self, organization: &str, chart: ChartVersion, values: &Value) -> Result<(), ProviderError> {
+    pub async fn install_backend(
+        &self,
+        organization: &str,
+        chart: ChartVersion,
+        values: &Value,
+    ) -> Result<(), ProviderError> {
         match self {
-            Self::Sim(sim) => Ok(sim.network.install_backend(organization, chart, values).await?),
-            Self::Kubernetes(provider) => provider.install_backend(organization, chart, values).await,
+            Self::Sim(sim) => Ok(sim
+                .network
+                .install_backend(organization, chart, values)
+                .await?),
+            Self::Kubernetes(provider) => {
+                provider.install_backend(organization, chart, values).await
+            }
         }
     }
 
     /// Runs `argv` in the organization's server container.
-    pub async fn exec(&self, organization: &str, argv: &[String]) -> Result<ExecOutput, ProviderError> {
+    pub async fn exec(
+        &self,
+        organization: &str,
+        argv: &[String],
+    ) -> Result<ExecOutput, ProviderError> {
         match self {
             Self::Sim(sim) => {
                 let output = sim.network.exec(organization, argv).await?;
