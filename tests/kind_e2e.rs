@@ -760,3 +760,74 @@ async fn a_namespace_holding_a_foreign_release_is_refused() {
         "this run's releases were not uninstalled"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn images_are_preloaded_into_every_cluster_and_subchart_images_overridden() {
+    let world = World::new(2, 230).await;
+    let guide = std::fs::read_to_string(repository().join("scenarios/guide.yaml")).unwrap();
+    let scenario = world.work.path().join("images.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "{guide}images: [ghcr.io/substra/substra-backend:1.0.1]\ncharts:\n  backend:\n    version: 26.15.3\n    images: {{ postgresql: docker.io/bitnamilegacy/postgresql }}\n"
+        ),
+    )
+    .unwrap();
+    let run_dir = world.run_dir();
+    let output = world
+        .orgmesh(&[
+            "run",
+            scenario.to_str().unwrap(),
+            "--provider",
+            "kind",
+            "--run-dir",
+            run_dir.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let loads: Vec<String> = world
+        .calls()
+        .into_iter()
+        .filter(|(t, a)| t == "kind" && a.get(1).map(String::as_str) == Some("load"))
+        .map(|(_, a)| a.join(" "))
+        .collect();
+    assert_eq!(loads.len(), 2, "one load per cluster: {loads:?}");
+    for cluster in ["cluster-1", "cluster-2"] {
+        assert!(
+            loads.iter().any(
+                |l| l.contains("docker-image ghcr.io/substra/substra-backend:1.0.1")
+                    && l.ends_with(cluster)
+            ),
+            "{cluster}: {loads:?}"
+        );
+    }
+    let values =
+        std::fs::read_to_string(run_dir.join("values/releases/backend-ingen-1.yaml")).unwrap();
+    assert!(
+        values.contains("repository: docker.io/bitnamilegacy/postgresql"),
+        "{values}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namespace_with_pods_orgmesh_did_not_make_is_refused() {
+    let world = World::new(2, 232).await;
+    world.clusters[0].add_pod("ingen", "someones-app-7d9f", &[("app", "someones-app")]);
+    let kubeconfig = two_context_kubeconfig(&world);
+    let scenario = existing_scenario(&world, &kubeconfig);
+    let run_dir = world.run_dir();
+    let output = world
+        .orgmesh(&[
+            "run",
+            scenario.to_str().unwrap(),
+            "--run-dir",
+            run_dir.to_str().unwrap(),
+        ])
+        .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    assert!(
+        stderr.contains("namespace `ingen` is not empty (pod `someones-app-7d9f`"),
+        "{stderr}"
+    );
+}

@@ -33,6 +33,8 @@ pub enum Flavor {
 
 /// How long a helm install or upgrade may take (`--timeout`), and the waits after it.
 pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long loading one image into one kind cluster may take.
+pub const IMAGE_LOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long one exec in a server container may take.
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -146,6 +148,12 @@ impl KubernetesProvider {
         scenario: &Scenario,
     ) -> Result<Vec<(String, String)>, ProviderError> {
         self.orchestrator_cluster = scenario.orchestrator_cluster.clone();
+        let images = &scenario.charts.backend.images;
+        self.images = ImageOverrides {
+            postgresql: images.postgresql.clone(),
+            redis: images.redis.clone(),
+            minio: images.minio.clone(),
+        };
         self.backend_chart = Some(scenario.charts.backend.source.clone());
         self.orchestrator_chart = Some(scenario.charts.orchestrator.source.clone());
         let kubeconfig_dir = self.run_dir.join("kubeconfig");
@@ -192,6 +200,20 @@ impl KubernetesProvider {
                         "creating kind clusters failed: {}",
                         failures.join("; ")
                     )));
+                }
+                // Preloaded images spare the clusters a pull (and work without a registry).
+                for image in &scenario.images {
+                    for cluster in &scenario.clusters {
+                        let name = kind::cluster_name(&self.run_id, &cluster.name)?;
+                        let command = self.environment.apply(kind::load_image(&name, image));
+                        crate::process::run(&command, IMAGE_LOAD_TIMEOUT)
+                            .await
+                            .map_err(|e| {
+                                ProviderError::Refused(format!(
+                                    "loading image `{image}` into `{name}` failed: {e}"
+                                ))
+                            })?;
+                    }
                 }
             }
             Flavor::Existing => {
@@ -393,6 +415,16 @@ impl KubernetesProvider {
                 "namespace `{namespace}` already holds release `{}` ({}), which orgmesh did not install in this run; orgmesh only installs into namespaces that are empty or its own",
                 foreign.name, foreign.chart
             )));
+        }
+        // Pods that no helm release made are someone's too (kubectl apply, an operator).
+        if cluster.kube.namespace_exists(namespace).await? {
+            let pods = cluster.kube.pod_names(namespace).await?;
+            if let Some(pod) = pods.first() {
+                return Err(ProviderError::Refused(format!(
+                    "namespace `{namespace}` is not empty (pod `{pod}`, {} in all) and orgmesh did not create it; orgmesh only installs into namespaces that are empty or its own",
+                    pods.len()
+                )));
+            }
         }
         Ok(())
     }

@@ -41,6 +41,9 @@ pub struct RawScenario {
     /// Clusters by name; default: one cluster per organization, named after it.
     #[schemars(with = "Option<BTreeMap<String, RawCluster>>")]
     pub clusters: Option<IndexMap<Name, RawCluster>>,
+    /// Images to load into every kind cluster (`kind load docker-image`) before installing.
+    #[schemars(with = "Option<Vec<String>>")]
+    pub images: Option<Vec<Name>>,
     /// Where the orchestrator runs; default: the first cluster.
     pub orchestrator: Option<RawOrchestrator>,
     /// Channels by name, each with its member organizations.
@@ -91,6 +94,19 @@ pub struct RawChart {
     /// A packaged chart (`.tgz`) or chart directory, relative to the scenario file.
     #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
+    /// Backend only: image repositories for the Bitnami subcharts, e.g. when a registry
+    /// moved its tags (`docker.io/bitnamilegacy/postgresql`).
+    #[schemars(with = "Option<RawSubchartImages>")]
+    pub images: Option<Spanned<RawSubchartImages>>,
+}
+
+/// Image repositories for the backend chart's Bitnami subcharts.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubchartImages {
+    pub postgresql: Option<String>,
+    pub redis: Option<String>,
+    pub minio: Option<String>,
 }
 
 /// One cluster.

@@ -38,6 +38,8 @@ pub struct Scenario {
     pub clusters: Vec<Cluster>,
     /// The cluster the orchestrator runs in.
     pub orchestrator_cluster: String,
+    /// Images loaded into every kind cluster before installing.
+    pub images: Vec<String>,
     pub channels: Vec<Channel>,
     pub organizations: Vec<Organization>,
     pub links: Links,
@@ -64,6 +66,16 @@ pub struct Charts {
 pub struct Chart {
     pub version: ChartVersion,
     pub source: ChartSource,
+    /// Backend only: Bitnami subchart image repositories; `None` keeps the chart's.
+    pub images: SubchartImages,
+}
+
+/// Image repositories for the backend chart's Bitnami subcharts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubchartImages {
+    pub postgresql: Option<String>,
+    pub redis: Option<String>,
+    pub minio: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -600,6 +612,23 @@ fn check(checker: &mut Checker<'_>, file: &Path, raw: RawScenario) -> Scenario {
         (LinkMode::Channels, None) => {}
     }
 
+    let images: Vec<String> = raw
+        .images
+        .iter()
+        .flatten()
+        .map(|image| {
+            let value = &image.value;
+            if value.is_empty() || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                checker.at(
+                    image,
+                    format!("`{}` is not an image reference", value.escape_debug()),
+                    "write a reference the local Docker engine has, e.g. `ghcr.io/substra/substra-backend:1.0.1`".into(),
+                );
+            }
+            value.clone()
+        })
+        .collect();
+
     // Steps.
     let steps: Vec<StepName> = match &raw.steps {
         Some(steps) => {
@@ -753,6 +782,7 @@ fn check(checker: &mut Checker<'_>, file: &Path, raw: RawScenario) -> Scenario {
         charts,
         clusters,
         orchestrator_cluster,
+        images,
         channels,
         organizations,
         links: Links {
@@ -778,9 +808,26 @@ fn check_chart(
             .parse()
             .unwrap_or(ChartVersion::new(0, 0, 0)),
         source: ChartSource::Repository(charts::DEFAULT_CHART_REPO.to_owned()),
+        images: SubchartImages::default(),
     };
     let Some(raw) = raw else {
         return default();
+    };
+    let images = match &raw.images {
+        Some(images) if !is_backend => {
+            checker.at(
+                images,
+                "`images` applies to the backend chart's Bitnami subcharts".into(),
+                "move it under `charts.backend`".into(),
+            );
+            SubchartImages::default()
+        }
+        Some(images) => SubchartImages {
+            postgresql: images.value.postgresql.clone(),
+            redis: images.value.redis.clone(),
+            minio: images.value.minio.clone(),
+        },
+        None => SubchartImages::default(),
     };
     let version = match &raw.version {
         Some(text) => match text.value.parse::<ChartVersion>() {
@@ -827,7 +874,11 @@ fn check_chart(
         (Some(repo), None) => ChartSource::Repository(repo.clone()),
         (None, None) => ChartSource::Repository(charts::DEFAULT_CHART_REPO.to_owned()),
     };
-    Chart { version, source }
+    Chart {
+        version,
+        source,
+        images,
+    }
 }
 
 fn check_steps(checker: &mut Checker<'_>, steps: &[Spanned<StepName>]) {
