@@ -165,3 +165,87 @@ fn the_first_interrupt_tears_down_and_exits_130() {
         );
     }
 }
+
+/// `--keep`: after a passing run the network stays up for poking at it, until Ctrl-C tears it
+/// down; the run still reports and exits 0.
+#[test]
+fn keep_holds_the_network_up_until_interrupted() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let run_dir = directory.path().join("run");
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("orgmesh"))
+        .current_dir(package_root())
+        .env("NO_COLOR", "1")
+        .args(["run", "scenarios/guide.yaml", "--keep", "--run-dir"])
+        .arg(&run_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("orgmesh starts");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (lines, received) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + START_BUDGET;
+    let mut transcript = Vec::new();
+    loop {
+        match received.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                let kept = line.contains("keeping the simulated network up");
+                transcript.push(line);
+                if kept {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "the run never said it keeps the network:\n{}",
+                    transcript.join("\n")
+                );
+            }
+        }
+    }
+    // Well after verification, the organizations still answer.
+    std::thread::sleep(Duration::from_millis(300));
+    let addresses = backend_addresses(&run_dir.join("values"));
+    assert_eq!(addresses.len(), 2);
+    for address in &addresses {
+        assert!(accepts_connections(*address), "{address} is not kept up");
+    }
+    assert!(
+        child.try_wait().expect("waitable").is_none(),
+        "the run ended despite --keep"
+    );
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    let interrupted = Instant::now();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("waitable") {
+            break exit;
+        }
+        if interrupted.elapsed() > EXIT_BUDGET {
+            let _ = child.kill();
+            panic!("orgmesh did not tear down within {EXIT_BUDGET:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    reader.join().expect("the stderr reader ends");
+    assert_eq!(
+        exit.code(),
+        Some(0),
+        "a passing kept run exits 0 once torn down"
+    );
+    for address in &addresses {
+        assert!(!accepts_connections(*address), "{address} still listens");
+    }
+    assert!(run_dir.join("report.json").exists());
+}
