@@ -347,6 +347,14 @@ impl KubernetesProvider {
         }
     }
 
+    fn placement(&self, organization: &str) -> Result<&Placement, ProviderError> {
+        self.organizations
+            .get(organization)
+            .ok_or_else(|| ProviderError::NotUp {
+                organization: organization.to_owned(),
+            })
+    }
+
     fn cluster(&self, name: &str) -> Result<&ClusterHandle, ProviderError> {
         self.clusters
             .get(name)
@@ -450,7 +458,7 @@ impl KubernetesProvider {
             context: cluster.context.clone(),
             timeout: RELEASE_TIMEOUT,
         };
-        let first = {
+        {
             let mut installed = lock(&self.installed);
             let known = installed.iter().any(|i| {
                 i.namespace == namespace && i.release == release_name && i.cluster == cluster_name
@@ -463,9 +471,7 @@ impl KubernetesProvider {
                     release: release_name.to_owned(),
                 });
             }
-            !known
-        };
-        let _ = first;
+        }
         helm::install(&self.environment, &release, &self.helm()).await?;
         Ok(())
     }
@@ -498,12 +504,7 @@ impl KubernetesProvider {
         chart: ChartVersion,
         values: &Value,
     ) -> Result<(), ProviderError> {
-        let placement =
-            self.organizations
-                .get(organization)
-                .ok_or_else(|| ProviderError::NotUp {
-                    organization: organization.to_owned(),
-                })?;
+        let placement = self.placement(organization)?;
         let chart_ref = Self::chart_ref(self.backend_chart.as_ref(), "substra-backend", chart);
         self.install(
             &placement.cluster,
@@ -538,12 +539,7 @@ impl KubernetesProvider {
         organization: &str,
         argv: &[String],
     ) -> Result<ExecOutput, ProviderError> {
-        let placement =
-            self.organizations
-                .get(organization)
-                .ok_or_else(|| ProviderError::NotUp {
-                    organization: organization.to_owned(),
-                })?;
+        let placement = self.placement(organization)?;
         let cluster = self.cluster(&placement.cluster)?;
         let pod = cluster
             .kube
