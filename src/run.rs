@@ -15,16 +15,19 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::charts::{AccountSync, ChartVersion};
 use crate::cli::{create_private_dir, write_private_file, yaml};
 use crate::error::Error;
 use crate::plan::{Plan, Step};
 use crate::provider::{Provider, sim::SimOptions};
 use crate::report::{self, Action, Charts, CheckResult, Event, Outcome, Phase, Report};
-use crate::scenario::{Fault, ProviderName, Scenario};
-use crate::secrets::{self, LinkSecrets, SecretSource};
+use crate::scenario::{AuthOutcome, Fault, ProviderName, Scenario};
+use crate::secrets::{self, LinkSecrets, Rotated, Secret, SecretSource};
 use crate::topology::Topology;
 use crate::values::{self, BackendValues};
-use crate::verify::{self, LastOutputs, Pacer, Source, Target, VerifyOptions};
+use crate::verify::{
+    self, LastOutputs, Pacer, RotationTarget, Source, Target, VerifyOptions, check_rotation,
+};
 
 /// A cancellation signal shared by the runner and the Ctrl-C handler.
 #[derive(Clone, Debug)]
@@ -157,17 +160,74 @@ fn prepare_run_dir(directory: &Path) -> Result<(), Error> {
     .map_err(|e| Error::write(directory, e))
 }
 
-/// Everything the steps need, shared by reference.
+/// Everything the steps need that does not change between steps, shared by reference.
 struct Context<'a> {
     scenario: &'a Scenario,
     topology: &'a Topology,
     provider: &'a Provider,
-    documents: &'a [BackendValues],
     orchestrator_values: &'a Value,
     options: &'a RunOptions,
     emit: &'a (dyn Fn(Event) + Sync),
-    secrets: &'a LinkSecrets,
     run_dir: &'a Path,
+}
+
+/// What the steps change: secrets, values, chart versions, and what orgmesh knows the
+/// backends' databases hold.
+struct State {
+    secrets: LinkSecrets,
+    documents: Vec<BackendValues>,
+    backend_chart: ChartVersion,
+    orchestrator_chart: ChartVersion,
+    /// Whether the releases carry their link values (after `link` or `deploy-linked`).
+    linked: bool,
+    /// The incoming secret each directed link's target stores, derived from the values orgmesh
+    /// installed and the chart's account mechanism (facts §3): a sync chart stores what the
+    /// values say, a create-only chart keeps the first secret it saw.
+    stored: HashMap<(String, String), Secret>,
+    /// Rotations the next verify checks, one per directed link: the secret before the first
+    /// rotation since the last verify, and the latest one.
+    pending: Vec<Rotated>,
+}
+
+impl State {
+    /// The values an organization's release gets now.
+    fn values_of(&self, document: &BackendValues) -> Value {
+        if self.linked {
+            document.linked.clone()
+        } else {
+            document.unlinked()
+        }
+    }
+
+    /// Records what installing `organization` with the current values leaves in its database.
+    fn record_install(&mut self, scenario: &Scenario, topology: &Topology, organization: &str) {
+        let sync = self.backend_chart.account_sync() == AccountSync::Sync;
+        let corrupted = scenario
+            .faults
+            .iter()
+            .any(|f| matches!(&f.value, Fault::ChannelOnIncoming { at } if at == organization));
+        for link in topology.links.iter().filter(|l| l.to == organization) {
+            let key = (link.from.clone(), link.to.clone());
+            let missing = scenario.faults.iter().any(|f| {
+                matches!(&f.value, Fault::MissingIncoming { from, to } if *from == link.from && *to == link.to)
+            });
+            let entry = (self.linked && !missing && !corrupted)
+                .then(|| self.secrets.link(&link.from, &link.to).cloned())
+                .flatten();
+            match (entry, sync) {
+                (Some(secret), true) => {
+                    self.stored.insert(key, secret);
+                }
+                (None, true) => {
+                    self.stored.remove(&key);
+                }
+                (Some(secret), false) => {
+                    self.stored.entry(key).or_insert(secret);
+                }
+                (None, false) => {}
+            }
+        }
+    }
 }
 
 /// Runs a validated scenario and returns its report. Teardown always runs.
@@ -238,6 +298,15 @@ pub async fn run(
     let _ = found;
     let mut phases = Vec::new();
     let mut checks = Vec::new();
+    let mut state = State {
+        secrets,
+        documents: Vec::new(),
+        backend_chart: scenario.charts.backend.version,
+        orchestrator_chart: scenario.charts.orchestrator.version,
+        linked: false,
+        stored: HashMap::new(),
+        pending: Vec::new(),
+    };
 
     // Everything from here on has teardown registered: the provider is the only resource.
     let outcome = async {
@@ -260,56 +329,36 @@ pub async fn run(
         phases.push(finish_phase("clusters", phase_started, emit));
 
         let (documents, warnings) =
-            values::backend_values(scenario, topology, &secrets, &|o| provider.profile(o));
+            values::backend_values(scenario, topology, &state.secrets, &|o| provider.profile(o));
         for message in warnings {
             emit(Event::Warning { message });
         }
         let mut orchestrator_values = values::orchestrator_values(scenario);
         values::merge(&mut orchestrator_values, &provider.orchestrator_profile());
         write_values(&values_dir, &documents, &orchestrator_values)?;
+        state.documents = documents;
         let context = Context {
             scenario,
             topology,
             provider: &provider,
-            documents: &documents,
             orchestrator_values: &orchestrator_values,
             options,
             emit,
-            secrets: &secrets,
             run_dir: &run_dir,
         };
         let plan = Plan::new(scenario);
-        let mut verify_count = 0;
-        for step in &plan.steps {
+        for (step, name) in plan.steps.iter().zip(plan.phase_names()) {
             if options.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
             }
             let phase_started = Instant::now();
-            let name = match step {
-                Step::Verify => {
-                    verify_count += 1;
-                    if verify_count == 1 {
-                        "verify".to_owned()
-                    } else {
-                        format!("verify-{verify_count}")
-                    }
-                }
-                other => other.name().to_owned(),
-            };
-            emit(Event::PhaseStarted {
-                phase: name.clone(),
-                total: scenario.organizations.len(),
-            });
-            match step {
-                Step::Deploy { linked } => deploy(&context, *linked, Action::Install).await?,
-                Step::Link => deploy(&context, true, Action::Upgrade).await?,
-                Step::Verify => checks.extend(verify_all(&context).await?),
-            }
+            run_step(&context, &mut state, step, &name, &mut checks).await?;
             phases.push(finish_phase(&name, phase_started, emit));
         }
         Ok::<(), Error>(())
     }
     .await;
+    let secrets = state.secrets;
 
     let passed =
         outcome.is_ok() && checks.iter().all(|c: &CheckResult| c.passed) && !checks.is_empty();
@@ -431,36 +480,248 @@ fn write_reports(report: &Report, run_dir: &Path, options: &RunOptions) -> Resul
     Ok(())
 }
 
-/// Installs the orchestrator (on the first deploy), then every backend, at most `jobs` at a
-/// time; `linked` chooses the complete or the link-less values.
-async fn deploy(context: &Context<'_>, linked: bool, action: Action) -> Result<(), Error> {
-    let chart = context.scenario.charts.backend.version;
-    if action == Action::Install {
-        let install = context.provider.install_orchestrator(
-            context.scenario.charts.orchestrator.version,
-            context.orchestrator_values,
-        );
-        tokio::select! {
-            result = install => result.map_err(|e| {
-                Error::infrastructure(format!("installing the orchestrator failed: {e}"), None)
-            })?,
-            // Dropping the install kills helm; teardown removes what it left.
-            () = context.options.cancel.cancelled() => return Err(Error::Interrupted),
+/// Runs one step of the plan; `name` is its phase.
+async fn run_step(
+    context: &Context<'_>,
+    state: &mut State,
+    step: &Step,
+    name: &str,
+    checks: &mut Vec<CheckResult>,
+) -> Result<(), Error> {
+    let (scenario, topology) = (context.scenario, context.topology);
+    let all: Vec<String> = state
+        .documents
+        .iter()
+        .map(|d| d.organization.clone())
+        .collect();
+    let started = |total: usize| {
+        (context.emit)(Event::PhaseStarted {
+            phase: name.to_owned(),
+            total,
+        });
+    };
+    match step {
+        Step::Deploy { linked } => {
+            started(all.len());
+            state.linked = *linked;
+            install_orchestrator(context, state.orchestrator_chart, "installing").await?;
+            deploy(context, state, &all, Action::Install).await?;
+            for organization in &all {
+                state.record_install(scenario, topology, organization);
+            }
+        }
+        Step::Link => {
+            started(all.len());
+            state.linked = true;
+            deploy(context, state, &all, Action::Upgrade).await?;
+            for organization in &all {
+                state.record_install(scenario, topology, organization);
+            }
+        }
+        Step::Verify => {
+            started(all.len());
+            let mut found = verify_all(context, state).await?;
+            found.extend(verify_rotations(context, state).await?);
+            for check in &mut found {
+                check.step = name.to_owned();
+            }
+            checks.extend(found);
+        }
+        Step::RotateSecrets { links } => {
+            let links: Vec<(String, String)> = match links {
+                Some(links) => links.clone(),
+                None => topology
+                    .links
+                    .iter()
+                    .map(|l| (l.from.clone(), l.to.clone()))
+                    .collect(),
+            };
+            let before: Vec<Value> = state.documents.iter().map(|d| state.values_of(d)).collect();
+            let rotated = state
+                .secrets
+                .rotate(&links, context.options.secrets)
+                .map_err(|e| Error::infrastructure(e.to_string(), None))?;
+            for rotation in rotated {
+                match state
+                    .pending
+                    .iter_mut()
+                    .find(|p| p.from == rotation.from && p.to == rotation.to)
+                {
+                    Some(pending) => pending.new = rotation.new,
+                    None => state.pending.push(rotation),
+                }
+            }
+            let (documents, _) = values::backend_values(scenario, topology, &state.secrets, &|o| {
+                context.provider.profile(o)
+            });
+            state.documents = documents;
+            // Only the organizations whose values changed are upgraded: one upgrade each.
+            let affected: Vec<String> = state
+                .documents
+                .iter()
+                .zip(&before)
+                .filter(|(document, before)| state.values_of(document) != **before)
+                .map(|(document, _)| document.organization.clone())
+                .collect();
+            started(affected.len());
+            write_step_values(context, state, name, &affected)?;
+            deploy(context, state, &affected, Action::Upgrade).await?;
+            for organization in &affected {
+                state.record_install(scenario, topology, organization);
+            }
+        }
+        Step::UpgradeChart {
+            backend,
+            orchestrator,
+        } => {
+            let backends = if backend.is_some() { all.len() } else { 0 };
+            started(backends);
+            if let Some(version) = orchestrator {
+                state.orchestrator_chart = *version;
+                install_orchestrator(context, *version, "upgrading").await?;
+            }
+            if let Some(version) = backend {
+                state.backend_chart = *version;
+                write_step_values(context, state, name, &all)?;
+                deploy(context, state, &all, Action::Upgrade).await?;
+                for organization in &all {
+                    state.record_install(scenario, topology, organization);
+                }
+            }
         }
     }
-    let results = futures::stream::iter(context.documents.iter())
+    Ok(())
+}
+
+/// The values a step upgrades organizations with, in `values/<phase>/`, for the record.
+fn write_step_values(
+    context: &Context<'_>,
+    state: &State,
+    phase: &str,
+    organizations: &[String],
+) -> Result<(), Error> {
+    let directory = context.run_dir.join("values").join(phase);
+    create_private_dir(&directory)?;
+    for document in state
+        .documents
+        .iter()
+        .filter(|d| organizations.contains(&d.organization))
+    {
+        write_private_file(
+            &directory.join(&document.file_name),
+            &yaml(&state.values_of(document))?,
+            false,
+        )?;
+    }
+    Ok(())
+}
+
+/// `helm upgrade --install` of the orchestrator at `chart`.
+async fn install_orchestrator(
+    context: &Context<'_>,
+    chart: ChartVersion,
+    verb: &str,
+) -> Result<(), Error> {
+    let install = context
+        .provider
+        .install_orchestrator(chart, context.orchestrator_values);
+    tokio::select! {
+        result = install => result.map_err(|e| {
+            Error::infrastructure(format!("{verb} the orchestrator failed: {e}"), None)
+        }),
+        // Dropping the install kills helm; teardown removes what it left.
+        () = context.options.cancel.cancelled() => Err(Error::Interrupted),
+    }
+}
+
+/// The rotation checks of the secrets rotated since the last verify; afterwards none is pending.
+async fn verify_rotations(
+    context: &Context<'_>,
+    state: &mut State,
+) -> Result<Vec<CheckResult>, Error> {
+    let msp = |name: &str| {
+        context
+            .scenario
+            .organization(name)
+            .map_or(name.to_owned(), |o| o.msp_id.clone())
+    };
+    let targets: Vec<RotationTarget> = std::mem::take(&mut state.pending)
+        .into_iter()
+        .filter_map(|rotation| {
+            let link = context
+                .topology
+                .links
+                .iter()
+                .find(|l| l.from == rotation.from && l.to == rotation.to)?;
+            let stored = state
+                .stored
+                .get(&(rotation.from.clone(), rotation.to.clone()));
+            let outcome = |secret: &Secret| {
+                if stored == Some(secret) {
+                    AuthOutcome::Accepted
+                } else {
+                    AuthOutcome::Rejected
+                }
+            };
+            Some(RotationTarget {
+                from_msp: msp(&rotation.from),
+                to_address: context.provider.address(&rotation.to)?.to_owned(),
+                channel: link.channel.clone(),
+                expected: (outcome(&rotation.new), outcome(&rotation.old)),
+                from: rotation.from,
+                to: rotation.to,
+                old: rotation.old,
+                new: rotation.new,
+            })
+        })
+        .collect();
+    let options = VerifyOptions {
+        deadline: Instant::now() + context.options.verify_timeout,
+        stable_attempts: 3,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(2),
+    };
+    let cancel = &context.options.cancel;
+    let options = &options;
+    let results: Vec<CheckResult> = futures::stream::iter(targets.iter())
+        .map(|target| check_rotation(target, "", options, cancel))
+        .buffered(context.options.jobs.max(1))
+        .collect()
+        .await;
+    if cancel.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
+    Ok(results)
+}
+
+/// Installs or upgrades the backends of `organizations`, at most `jobs` at a time, with the
+/// values of the current state (linked or not).
+async fn deploy(
+    context: &Context<'_>,
+    state: &State,
+    organizations: &[String],
+    action: Action,
+) -> Result<(), Error> {
+    let chart = state.backend_chart;
+    let selected: Vec<&BackendValues> = state
+        .documents
+        .iter()
+        .filter(|d| organizations.contains(&d.organization))
+        .collect();
+    let secrets = &state.secrets;
+    let results = futures::stream::iter(selected)
         .take_while(|_| std::future::ready(!context.options.cancel.is_cancelled()))
         .map(|document| async move {
             let started = Instant::now();
             (context.emit)(Event::OrganizationStarted { organization: document.organization.clone(), action });
-            let values = if linked { document.linked.clone() } else { document.unlinked() };
+            let values = state.values_of(document);
             let result = tokio::select! {
                 result = context.provider.install_backend(&document.organization, chart, &values) => result.map_err(|e| e.to_string()),
                 () = context.options.cancel.cancelled() => Err("interrupted".to_owned()),
             };
             let outcome = match &result {
                 Ok(()) => Outcome::Done { duration: started.elapsed() },
-                Err(message) => Outcome::Failed { duration: started.elapsed(), message: secrets::redact(message, context.secrets) },
+                Err(message) => Outcome::Failed { duration: started.elapsed(), message: secrets::redact(message, secrets) },
             };
             (context.emit)(Event::OrganizationFinished { organization: document.organization.clone(), action, outcome });
             (document.organization.clone(), result)
@@ -474,7 +735,7 @@ async fn deploy(context: &Context<'_>, linked: bool, action: Action) -> Result<(
     for (organization, result) in &results {
         if result.is_err() {
             let directory = context.run_dir.join("diagnostics").join(organization);
-            write_provider_diagnostics(context, organization, &directory).await?;
+            write_provider_diagnostics(context, secrets, organization, &directory).await?;
         }
     }
     let failures: Vec<String> = results
@@ -482,7 +743,7 @@ async fn deploy(context: &Context<'_>, linked: bool, action: Action) -> Result<(
         .filter_map(|(organization, result)| {
             result
                 .err()
-                .map(|e| format!("{organization}: {}", secrets::redact(&e, context.secrets)))
+                .map(|e| format!("{organization}: {}", secrets::redact(&e, secrets)))
         })
         .collect();
     if failures.is_empty() {
@@ -511,7 +772,7 @@ fn lowest_throttle(documents: &[BackendValues]) -> u32 {
 
 /// Verifies every organization's outgoing links; writes diagnostics for organizations with a
 /// failed check.
-async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
+async fn verify_all(context: &Context<'_>, state: &State) -> Result<Vec<CheckResult>, Error> {
     let scenario = context.scenario;
     let msp: HashMap<&str, &str> = scenario
         .organizations
@@ -548,7 +809,7 @@ async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
         .collect();
     let pacer = Pacer::new(
         scenario.clusters.iter().map(|c| c.name.as_str()),
-        lowest_throttle(context.documents),
+        lowest_throttle(&state.documents),
     );
     let options = VerifyOptions {
         deadline: Instant::now() + context.options.verify_timeout,
@@ -611,8 +872,8 @@ async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
         if checks.iter().any(|c| !c.passed) {
             let relative = format!("diagnostics/{organization}/");
             let directory = context.run_dir.join(&relative);
-            write_diagnostics(&directory, &outputs, context.secrets)?;
-            write_provider_diagnostics(context, &organization, &directory).await?;
+            write_diagnostics(&directory, &outputs, &state.secrets)?;
+            write_provider_diagnostics(context, &state.secrets, &organization, &directory).await?;
             for check in checks.iter_mut().filter(|c| !c.passed) {
                 check.diagnostics = Some(relative.clone());
             }
@@ -626,6 +887,7 @@ async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
 /// redacted, collected before teardown.
 async fn write_provider_diagnostics(
     context: &Context<'_>,
+    secrets: &LinkSecrets,
     organization: &str,
     directory: &Path,
 ) -> Result<(), Error> {
@@ -637,7 +899,7 @@ async fn write_provider_diagnostics(
     for (name, content) in files {
         write_private_file(
             &directory.join(name),
-            &secrets::redact(&content, context.secrets),
+            &secrets::redact(&content, secrets),
             true,
         )?;
     }

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::scenario::{
     AuthOutcome, Fault, LinkMode, Position, Reach, Scenario, ScenarioDiagnostic, ScenarioErrors,
+    ScenarioStep,
 };
 
 /// One directed link: `from` presents a secret to `to`.
@@ -294,6 +295,22 @@ impl Topology {
             }
             if let Some(auth) = expectation.value.auth {
                 effects[index].auth = auth;
+            }
+        }
+        for step in &scenario.steps {
+            if let ScenarioStep::RotateSecrets { links: Some(links) } = &step.value {
+                for (from, to) in links {
+                    if !position_of.contains_key(&(from.clone(), to.clone())) {
+                        diagnostics.push(
+                            ScenarioDiagnostic::new(
+                                &file,
+                                step.position,
+                                format!("`rotate-secrets` names `{from}`→`{to}`, which is not a link of this scenario"),
+                            )
+                            .with_hint("rotate pairs that `links` and `channels` link; `[a, a]` needs `links.self`"),
+                        );
+                    }
+                }
             }
         }
         for (link, effect) in self.links.iter_mut().zip(effects) {

@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 
 use super::diagnostic::{Position, ScenarioDiagnostic, ScenarioErrors};
 use super::model::{
-    AuthOutcome, LinkMode, Name, ProviderName, RawChart, RawFault, RawReach, RawScenario,
+    AuthOutcome, LinkMode, Name, ProviderName, RawChart, RawFault, RawReach, RawScenario, RawStep,
     ReachWord, StepName,
 };
 use crate::charts::{self, ChartVersion};
@@ -43,9 +43,28 @@ pub struct Scenario {
     pub channels: Vec<Channel>,
     pub organizations: Vec<Organization>,
     pub links: Links,
-    pub steps: Vec<StepName>,
+    pub steps: Vec<Located<ScenarioStep>>,
     pub faults: Vec<Located<Fault>>,
     pub expectations: Vec<Located<Expectation>>,
+}
+
+/// One validated step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScenarioStep {
+    Deploy,
+    DeployLinked,
+    Link,
+    Verify,
+    /// New secrets for these directed links (both directions of each written pair, `(a, a)`
+    /// for a self link); `None` for every link.
+    RotateSecrets {
+        links: Option<Vec<(String, String)>>,
+    },
+    /// Upgrade releases to these chart versions with the same link values.
+    UpgradeChart {
+        backend: Option<ChartVersion>,
+        orchestrator: Option<ChartVersion>,
+    },
 }
 
 /// A value and where it was written, for diagnostics found after validation.
@@ -630,12 +649,28 @@ fn check(checker: &mut Checker<'_>, file: &Path, raw: RawScenario) -> Scenario {
         .collect();
 
     // Steps.
-    let steps: Vec<StepName> = match &raw.steps {
+    let steps: Vec<Located<ScenarioStep>> = match &raw.steps {
         Some(steps) => {
             check_steps(checker, steps);
-            steps.iter().map(|s| s.value).collect()
+            steps
+                .iter()
+                .map(|step| Located {
+                    value: validate_step(checker, step, &organization_names),
+                    position: Position::of(&step.referenced),
+                })
+                .collect()
         }
-        None => vec![StepName::Deploy, StepName::Link, StepName::Verify],
+        None => [
+            ScenarioStep::Deploy,
+            ScenarioStep::Link,
+            ScenarioStep::Verify,
+        ]
+        .into_iter()
+        .map(|value| Located {
+            value,
+            position: Position::START,
+        })
+        .collect(),
     };
 
     let faults = raw
@@ -881,7 +916,7 @@ fn check_chart(
     }
 }
 
-fn check_steps(checker: &mut Checker<'_>, steps: &[Spanned<StepName>]) {
+fn check_steps(checker: &mut Checker<'_>, steps: &[Spanned<RawStep>]) {
     let Some(first) = steps.first() else {
         checker.error(
             Position::START,
@@ -890,7 +925,13 @@ fn check_steps(checker: &mut Checker<'_>, steps: &[Spanned<StepName>]) {
         );
         return;
     };
-    if !matches!(first.value, StepName::Deploy | StepName::DeployLinked) {
+    let is_install = |step: &RawStep| {
+        matches!(
+            step,
+            RawStep::Name(StepName::Deploy | StepName::DeployLinked)
+        )
+    };
+    if !is_install(&first.value) {
         checker.at(
             first,
             "the first step must install the releases".into(),
@@ -899,20 +940,118 @@ fn check_steps(checker: &mut Checker<'_>, steps: &[Spanned<StepName>]) {
     }
     let mut deployed = false;
     for step in steps {
-        match step.value {
-            StepName::Deploy | StepName::DeployLinked => {
-                if deployed {
-                    checker.at(
-                        step,
-                        "the releases are installed twice".into(),
-                        "use `deploy` or `deploy-linked` once, at the start".into(),
-                    );
-                }
-                deployed = true;
+        if is_install(&step.value) {
+            if deployed {
+                checker.at(
+                    step,
+                    "the releases are installed twice".into(),
+                    "use `deploy` or `deploy-linked` once, at the start".into(),
+                );
             }
-            StepName::Link | StepName::Verify => {}
+            deployed = true;
         }
     }
+}
+
+/// One step's arguments: organizations that exist, pairs of two, versions that parse.
+/// Whether a rotated pair is a link is the topology's to say.
+fn validate_step(
+    checker: &mut Checker<'_>,
+    step: &Spanned<RawStep>,
+    organization_names: &HashSet<&str>,
+) -> ScenarioStep {
+    match &step.value {
+        RawStep::Name(StepName::Deploy) => ScenarioStep::Deploy,
+        RawStep::Name(StepName::DeployLinked) => ScenarioStep::DeployLinked,
+        RawStep::Name(StepName::Link) => ScenarioStep::Link,
+        RawStep::Name(StepName::Verify) => ScenarioStep::Verify,
+        RawStep::Name(StepName::RotateSecrets) => ScenarioStep::RotateSecrets { links: None },
+        RawStep::RotateSecrets(rotate) => {
+            let Some(pairs) = &rotate.links else {
+                return ScenarioStep::RotateSecrets { links: None };
+            };
+            if pairs.is_empty() {
+                checker.at(
+                    step,
+                    "`rotate-secrets.links` is empty, so nothing would be rotated".into(),
+                    "list pairs such as `[[ingen, biotechnica]]`, or write `rotate-secrets` for every link".into(),
+                );
+            }
+            let mut links = Vec::new();
+            for pair in pairs {
+                let [a, b] = pair.value.as_slice() else {
+                    checker.at(
+                        pair,
+                        format!(
+                            "a pair has two organizations; this one has {}",
+                            pair.value.len()
+                        ),
+                        "write `[a, b]`, or `[a, a]` for a self link".into(),
+                    );
+                    continue;
+                };
+                let mut known = true;
+                for name in [a, b] {
+                    if !organization_names.contains(name.value.as_str()) {
+                        known = false;
+                        checker.at(
+                            name,
+                            format!("`{}` is not a declared organization", name.value),
+                            format!(
+                                "rotate links between organizations under `organizations:` ({})",
+                                sorted(organization_names)
+                            ),
+                        );
+                    }
+                }
+                if known {
+                    links.push((a.value.clone(), b.value.clone()));
+                    if a.value != b.value {
+                        links.push((b.value.clone(), a.value.clone()));
+                    }
+                }
+            }
+            ScenarioStep::RotateSecrets { links: Some(links) }
+        }
+        RawStep::UpgradeChart(upgrade) => {
+            if upgrade.backend.is_none() && upgrade.orchestrator.is_none() {
+                checker.at(
+                    step,
+                    "`upgrade-chart` names no chart to upgrade".into(),
+                    "give `backend: X.Y.Z`, `orchestrator: X.Y.Z` or both".into(),
+                );
+            }
+            let mut version = |text: &Option<Spanned<String>>, is_backend: bool| {
+                let text = text.as_ref()?;
+                match text.value.parse::<ChartVersion>() {
+                    Ok(version) => {
+                        if is_backend && version < ChartVersion::OLDEST_SUPPORTED_BACKEND {
+                            checker.at(
+                                text,
+                                format!("backend chart {version} predates the migrations Job and `incomingOrganizations`"),
+                                format!("use a backend chart of at least {}", ChartVersion::OLDEST_SUPPORTED_BACKEND),
+                            );
+                        }
+                        Some(version)
+                    }
+                    Err(error) => {
+                        checker.at(text, error.to_string(), "e.g. `backend: 26.15.3`".into());
+                        None
+                    }
+                }
+            };
+            ScenarioStep::UpgradeChart {
+                backend: version(&upgrade.backend, true),
+                orchestrator: version(&upgrade.orchestrator, false),
+            }
+        }
+    }
+}
+
+fn sorted(names: &HashSet<&str>) -> String {
+    let mut names: Vec<&str> = names.iter().copied().collect();
+    names.sort_unstable();
+    names.join(", ")
 }
 
 impl std::fmt::Display for Reach {
