@@ -299,8 +299,13 @@ impl Topology {
         }
         for step in &scenario.steps {
             if let ScenarioStep::RotateSecrets { links: Some(links) } = &step.value {
+                // Both directions of a written pair are missing together: one error per pair.
+                let mut reported = HashSet::new();
                 for (from, to) in links {
-                    if !position_of.contains_key(&(from.clone(), to.clone())) {
+                    let pair = (from.min(to), from.max(to));
+                    if !position_of.contains_key(&(from.clone(), to.clone()))
+                        && reported.insert(pair)
+                    {
                         diagnostics.push(
                             ScenarioDiagnostic::new(
                                 &file,

@@ -1,17 +1,19 @@
 //! Every file in `scenarios/` runs on the simulator and passes (DESIGN §7, rung 2): exit 0, a
-//! report with exactly one reach and one auth check per directed link of the topology and one
-//! complete check per organization, each meeting the topology's expectation, a JUnit file with
-//! one passing testcase per check, and a private run directory.
+//! report in which every verify step has exactly one reach and one auth check per directed
+//! link of the topology and one complete check per organization, each meeting the topology's
+//! expectation, plus one passing rotation check per link rotated since the previous verify; a
+//! JUnit file with one passing testcase per check, and a private run directory.
 //!
 //! The guide's literal values get their own test with the outcome written out as data, so
 //! that it checks the simulator and the topology instead of trusting the topology.
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use orgmesh::report::CheckKind;
+use orgmesh::plan::{Plan, Step};
+use orgmesh::report::{CheckKind, CheckResult, Report};
 use rstest::rstest;
 
 use common::relative;
@@ -20,13 +22,45 @@ use common::run::{checks_by_key, directories_under, files_under, key, mode, run_
 /// The seed of every run here: reproducible secrets make a failure reproducible too.
 const SEED: &str = "3";
 
-/// The phases a run reports, in order: clusters, one per step, teardown.
+/// The phases a run reports, in order: clusters, one per step (numbered from a step's second
+/// occurrence: `verify`, `verify-2`), teardown.
 fn expected_phases(scenario: &orgmesh::scenario::Scenario) -> Vec<String> {
-    let steps = orgmesh::plan::Plan::new(scenario).steps;
     std::iter::once("clusters".to_owned())
-        .chain(steps.iter().map(|step| step.name().to_owned()))
+        .chain(Plan::new(scenario).phase_names())
         .chain(std::iter::once("teardown".to_owned()))
         .collect()
+}
+
+/// Each verify phase with the directed links whose secrets were rotated since the previous
+/// verify, derived from the plan alone.
+fn verify_phases(
+    scenario: &orgmesh::scenario::Scenario,
+    topology: &orgmesh::topology::Topology,
+) -> Vec<(String, BTreeSet<(String, String)>)> {
+    let plan = Plan::new(scenario);
+    let mut pending = BTreeSet::new();
+    let mut phases = Vec::new();
+    for (step, name) in plan.steps.iter().zip(plan.phase_names()) {
+        match step {
+            Step::Verify => phases.push((name, std::mem::take(&mut pending))),
+            Step::RotateSecrets { links: Some(links) } => pending.extend(links.iter().cloned()),
+            Step::RotateSecrets { links: None } => pending.extend(
+                topology
+                    .links
+                    .iter()
+                    .map(|l| (l.from.clone(), l.to.clone())),
+            ),
+            _ => {}
+        }
+    }
+    phases
+}
+
+/// The checks one verify phase made.
+fn step_report(report: &Report, step: &str) -> Report {
+    let mut report = report.clone();
+    report.checks.retain(|check| check.step == step);
+    report
 }
 
 #[rstest]
@@ -48,31 +82,53 @@ fn every_scenario_runs_and_meets_its_derived_expectations(
         expected_phases(&scenario),
         "the phases of the scenario's steps, in order"
     );
-    assert_eq!(
-        report.checks.len(),
-        topology.check_count(scenario.organizations.len()),
-        "one reach and one auth check per directed link, one complete check per organization"
-    );
-    let checks = checks_by_key(&report);
-    for link in &topology.links {
-        let expectations = [
-            (CheckKind::Reach, link.expected.reach.to_string()),
-            (CheckKind::Auth, link.expected.auth.to_string()),
-        ];
-        for (kind, expected) in expectations {
-            let check = checks
-                .get(&key(kind, &link.from, &link.to))
-                .unwrap_or_else(|| panic!("no {kind} check for {}→{}", link.from, link.to));
-            assert_eq!(check.expected, expected, "{}", check.name());
-            assert_eq!(check.observed, expected, "{}", check.name());
-            assert!(check.passed, "{}", check.name());
+    let phases = verify_phases(&scenario, &topology);
+    assert!(!phases.is_empty(), "every scenario verifies");
+    for (step, rotated) in &phases {
+        let step_report = step_report(&report, step);
+        let checks = checks_by_key(&step_report);
+        let rotations: BTreeMap<(String, String), &CheckResult> = step_report
+            .checks
+            .iter()
+            .filter(|c| c.check == CheckKind::Rotation)
+            .map(|c| ((c.from.clone(), c.to.clone()), c))
+            .collect();
+        assert_eq!(
+            step_report.checks.len() - rotations.len(),
+            topology.check_count(scenario.organizations.len()),
+            "{step}: one reach and one auth check per directed link, one complete check per organization"
+        );
+        assert_eq!(
+            rotations.keys().cloned().collect::<BTreeSet<_>>(),
+            *rotated,
+            "{step}: one rotation check per link rotated since the previous verify"
+        );
+        for check in rotations.values() {
+            assert_eq!(check.observed, check.expected, "{step}: {}", check.name());
+            assert!(check.passed, "{step}: {}", check.name());
         }
-    }
-    for organization in &scenario.organizations {
-        let check = checks
-            .get(&key(CheckKind::Complete, &organization.name, "*"))
-            .unwrap_or_else(|| panic!("no complete check for {}", organization.name));
-        assert!(check.passed, "{}", check.name());
+        for link in &topology.links {
+            let expectations = [
+                (CheckKind::Reach, link.expected.reach.to_string()),
+                (CheckKind::Auth, link.expected.auth.to_string()),
+            ];
+            for (kind, expected) in expectations {
+                let check = checks
+                    .get(&key(kind, &link.from, &link.to))
+                    .unwrap_or_else(|| {
+                        panic!("{step}: no {kind} check for {}→{}", link.from, link.to)
+                    });
+                assert_eq!(check.expected, expected, "{step}: {}", check.name());
+                assert_eq!(check.observed, expected, "{step}: {}", check.name());
+                assert!(check.passed, "{step}: {}", check.name());
+            }
+        }
+        for organization in &scenario.organizations {
+            let check = checks
+                .get(&key(CheckKind::Complete, &organization.name, "*"))
+                .unwrap_or_else(|| panic!("{step}: no complete check for {}", organization.name));
+            assert!(check.passed, "{step}: {}", check.name());
+        }
     }
     let self_links = topology.links.iter().filter(|l| l.is_self()).count();
     if scenario.links.self_links {
@@ -89,11 +145,16 @@ fn every_scenario_runs_and_meets_its_derived_expectations(
             let testcase = format!("<testcase name=\"{kind} {}→{}\"", link.from, link.to);
             assert_eq!(
                 junit.matches(&testcase).count(),
-                1,
-                "junit.xml has not exactly one {testcase}"
+                phases.len(),
+                "junit.xml has not exactly one {testcase} per verify step"
             );
         }
     }
+    assert_eq!(
+        junit.matches("<testsuite ").count(),
+        phases.len(),
+        "junit.xml has one testsuite per verify step"
+    );
     assert!(!junit.contains("<failure"), "junit.xml reports a failure");
 
     assert_private(&run.run_dir);
