@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::charts::ChartVersion;
-use crate::scenario::{Fault, Scenario, ScenarioStep};
+use crate::scenario::{Fault, Organization, Scenario, ScenarioStep};
 use crate::topology::Topology;
 
 /// The namespace and release of the orchestrator.
@@ -16,7 +16,7 @@ pub fn backend_release(organization: &str) -> String {
 }
 
 /// One step of a run, as data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     /// Install the orchestrator, then every backend; with or without link values.
     Deploy { linked: bool },
@@ -34,6 +34,11 @@ pub enum Step {
         backend: Option<ChartVersion>,
         orchestrator: Option<ChartVersion>,
     },
+    /// Install a new organization; upgrade the orchestrator when channel membership changes
+    /// and each peer whose values change, once.
+    AddOrganization { organization: Organization },
+    /// Uninstall an organization; upgrade the orchestrator and each former peer, once.
+    RemoveOrganization { name: String },
 }
 
 impl Step {
@@ -45,12 +50,14 @@ impl Step {
             Self::Verify => "verify",
             Self::RotateSecrets { .. } => "rotate-secrets",
             Self::UpgradeChart { .. } => "upgrade-chart",
+            Self::AddOrganization { .. } => "add-organization",
+            Self::RemoveOrganization { .. } => "remove-organization",
         }
     }
 }
 
 /// The ordered steps of a scenario.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub steps: Vec<Step>,
 }
@@ -75,6 +82,12 @@ impl Plan {
                     backend: *backend,
                     orchestrator: *orchestrator,
                 },
+                ScenarioStep::AddOrganization { organization } => Step::AddOrganization {
+                    organization: organization.clone(),
+                },
+                ScenarioStep::RemoveOrganization { name } => {
+                    Step::RemoveOrganization { name: name.clone() }
+                }
             })
             .collect();
         Self { steps }
@@ -115,7 +128,6 @@ fn fault_text(fault: &Fault) -> String {
 pub fn describe(scenario: &Scenario, topology: &Topology, plan: &Plan, provider: &str) -> String {
     let mut text = String::new();
     let organizations = scenario.organizations.len();
-    let self_links = topology.links.iter().filter(|l| l.is_self()).count();
     let _ = writeln!(text, "scenario {}", scenario.name);
     if let Some(description) = &scenario.description {
         let _ = writeln!(text, "  {description}");
@@ -163,6 +175,13 @@ pub fn describe(scenario: &Scenario, topology: &Topology, plan: &Plan, provider:
     }
     let _ = writeln!(text, "steps:");
     for (number, (step, phase)) in plan.steps.iter().zip(plan.phase_names()).enumerate() {
+        // The organizations present at this step: `add-` and `remove-organization` change them.
+        let state = Topology::before_step(scenario, number).ok();
+        let (organizations, topology) = match &state {
+            Some((state, topology)) => (state.organizations.len(), topology),
+            None => (organizations, topology),
+        };
+        let self_links = topology.links.iter().filter(|l| l.is_self()).count();
         let detail = match step {
             Step::Deploy { linked: false } => {
                 format!("install the orchestrator, then {organizations} backends without links")
@@ -207,6 +226,17 @@ pub fn describe(scenario: &Scenario, topology: &Topology, plan: &Plan, provider:
                 }
                 format!("upgrade {}", parts.join(", then "))
             }
+            Step::AddOrganization { organization } => format!(
+                "install {} on {} (mspID {}, channels {}); upgrade the orchestrator and each peer whose values change, once",
+                backend_release(&organization.name),
+                organization.cluster,
+                organization.msp_id,
+                organization.channels.join(", ")
+            ),
+            Step::RemoveOrganization { name } => format!(
+                "uninstall {}; upgrade the orchestrator and each former peer, once",
+                backend_release(name)
+            ),
         };
         let _ = writeln!(text, "  {}. {phase}: {detail}", number + 1);
     }

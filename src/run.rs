@@ -26,7 +26,8 @@ use crate::secrets::{self, LinkSecrets, Rotated, Secret, SecretSource};
 use crate::topology::Topology;
 use crate::values::{self, BackendValues};
 use crate::verify::{
-    self, LastOutputs, Pacer, RotationTarget, Source, Target, VerifyOptions, check_rotation,
+    self, LastOutputs, Pacer, RevokedTarget, RotationTarget, Source, Target, VerifyOptions,
+    check_revoked, check_rotation,
 };
 
 /// A cancellation signal shared by the runner and the Ctrl-C handler.
@@ -162,10 +163,9 @@ fn prepare_run_dir(directory: &Path) -> Result<(), Error> {
 
 /// Everything the steps need that does not change between steps, shared by reference.
 struct Context<'a> {
+    /// The scenario as written; the organizations present at a step are in [`State`].
     scenario: &'a Scenario,
-    topology: &'a Topology,
     provider: &'a Provider,
-    orchestrator_values: &'a Value,
     options: &'a RunOptions,
     emit: &'a (dyn Fn(Event) + Sync),
     run_dir: &'a Path,
@@ -174,6 +174,12 @@ struct Context<'a> {
 /// What the steps change: secrets, values, chart versions, and what orgmesh knows the
 /// backends' databases hold.
 struct State {
+    /// The organizations present now, their channels, faults and expectations.
+    scenario: Scenario,
+    topology: Topology,
+    orchestrator_values: Value,
+    /// The MSP id of every organization the run ever has, removed ones included.
+    msp_ids: HashMap<String, String>,
     secrets: LinkSecrets,
     documents: Vec<BackendValues>,
     backend_chart: ChartVersion,
@@ -187,6 +193,17 @@ struct State {
     /// Rotations the next verify checks, one per directed link: the secret before the first
     /// rotation since the last verify, and the latest one.
     pending: Vec<Rotated>,
+    /// Links of removed organizations the next verify checks: the secret the removed
+    /// organization presented to a remaining one must now be rejected.
+    revoked: Vec<Revoked>,
+}
+
+/// A link of a removed organization: `from` is gone, `to` remains.
+struct Revoked {
+    from: String,
+    to: String,
+    channel: String,
+    secret: Secret,
 }
 
 impl State {
@@ -200,34 +217,84 @@ impl State {
     }
 
     /// Records what installing `organization` with the current values leaves in its database.
-    fn record_install(&mut self, scenario: &Scenario, topology: &Topology, organization: &str) {
+    fn record_install(&mut self, organization: &str) {
         let sync = self.backend_chart.account_sync() == AccountSync::Sync;
-        let corrupted = scenario
-            .faults
+        let faults = &self.scenario.faults;
+        let corrupted = faults
             .iter()
             .any(|f| matches!(&f.value, Fault::ChannelOnIncoming { at } if at == organization));
-        for link in topology.links.iter().filter(|l| l.to == organization) {
-            let key = (link.from.clone(), link.to.clone());
-            let missing = scenario.faults.iter().any(|f| {
-                matches!(&f.value, Fault::MissingIncoming { from, to } if *from == link.from && *to == link.to)
-            });
-            let entry = (self.linked && !missing && !corrupted)
-                .then(|| self.secrets.link(&link.from, &link.to).cloned())
-                .flatten();
-            match (entry, sync) {
-                (Some(secret), true) => {
-                    self.stored.insert(key, secret);
-                }
-                (None, true) => {
-                    self.stored.remove(&key);
-                }
-                (Some(secret), false) => {
-                    self.stored.entry(key).or_insert(secret);
-                }
-                (None, false) => {}
+        let entries: Vec<((String, String), Secret)> = self
+            .topology
+            .links
+            .iter()
+            .filter(|l| l.to == organization && self.linked && !corrupted)
+            .filter(|l| {
+                !faults.iter().any(|f| {
+                    matches!(&f.value, Fault::MissingIncoming { from, to } if *from == l.from && *to == l.to)
+                })
+            })
+            .filter_map(|l| {
+                let secret = self.secrets.link(&l.from, &l.to)?.clone();
+                Some(((l.from.clone(), l.to.clone()), secret))
+            })
+            .collect();
+        if sync {
+            // The sync commands delete every entry absent from the values.
+            self.stored.retain(|(_, to), _| to != organization);
+            self.stored.extend(entries);
+        } else {
+            for (key, secret) in entries {
+                self.stored.entry(key).or_insert(secret);
             }
         }
     }
+
+    /// Forgets what an uninstalled organization's database held.
+    fn forget(&mut self, organization: &str) {
+        self.stored.retain(|(_, to), _| to != organization);
+    }
+
+    /// Moves to the organizations present before step `index`: new topology, values and
+    /// orchestrator values. Returns whether the orchestrator's values changed.
+    fn advance(&mut self, context: &Context<'_>, index: usize) -> Result<bool, Error> {
+        let (scenario, topology) = Topology::before_step(context.scenario, index)
+            .map_err(|e| Error::infrastructure(e.to_string(), None))?;
+        let (documents, _) = values::backend_values(&scenario, &topology, &self.secrets, &|o| {
+            context.provider.profile(o)
+        });
+        let orchestrator_values = orchestrator_values(&scenario, context.provider);
+        let changed = orchestrator_values != self.orchestrator_values;
+        self.scenario = scenario;
+        self.topology = topology;
+        self.documents = documents;
+        self.orchestrator_values = orchestrator_values;
+        Ok(changed)
+    }
+
+    /// Each present organization's values as they would be installed now.
+    fn values_by_organization(&self) -> HashMap<String, Value> {
+        self.documents
+            .iter()
+            .map(|d| (d.organization.clone(), self.values_of(d)))
+            .collect()
+    }
+
+    /// The present organizations, other than `except`, whose values differ from `before`.
+    fn changed_since(&self, before: &HashMap<String, Value>, except: &str) -> Vec<String> {
+        self.documents
+            .iter()
+            .filter(|d| d.organization != except)
+            .filter(|d| before.get(&d.organization) != Some(&self.values_of(d)))
+            .map(|d| d.organization.clone())
+            .collect()
+    }
+}
+
+/// The orchestrator's values: the channels with their members, and the provider's layer.
+fn orchestrator_values(scenario: &Scenario, provider: &Provider) -> Value {
+    let mut document = values::orchestrator_values(scenario);
+    values::merge(&mut document, &provider.orchestrator_profile());
+    document
 }
 
 /// Runs a validated scenario and returns its report. Teardown always runs.
@@ -270,7 +337,12 @@ pub async fn run(
         ));
     }
     // Before anything is created: a host that cannot run the scenario is told what to fix.
-    let found = provider.preflight(scenario).await.map_err(|e| {
+    // Organizations added by a step are placed from the start: they need an address (and a
+    // namespace) before their step, and secrets for the links they will have.
+    let every = scenario.with_every_organization();
+    let every_topology = Topology::of_every_organization(scenario)
+        .map_err(|e| Error::infrastructure(e.to_string(), None))?;
+    let found = provider.preflight(&every).await.map_err(|e| {
         Error::infrastructure(
             format!("preflight failed: {e}"),
             Some("`orgmesh doctor SCENARIO` runs the same checks alone".into()),
@@ -284,7 +356,7 @@ pub async fn run(
         Fault::WrongSecret { from, to } => Some((from.as_str(), to.as_str())),
         _ => None,
     });
-    let secrets = LinkSecrets::generate(topology, wrong, options.secrets)
+    let secrets = LinkSecrets::generate(&every_topology, wrong, options.secrets)
         .map_err(|e| Error::infrastructure(e.to_string(), None))?;
 
     emit(Event::RunStarted {
@@ -299,6 +371,14 @@ pub async fn run(
     let mut phases = Vec::new();
     let mut checks = Vec::new();
     let mut state = State {
+        scenario: scenario.clone(),
+        topology: topology.clone(),
+        orchestrator_values: Value::Null,
+        msp_ids: every
+            .organizations
+            .iter()
+            .map(|o| (o.name.clone(), o.msp_id.clone()))
+            .collect(),
         secrets,
         documents: Vec::new(),
         backend_chart: scenario.charts.backend.version,
@@ -306,6 +386,7 @@ pub async fn run(
         linked: false,
         stored: HashMap::new(),
         pending: Vec::new(),
+        revoked: Vec::new(),
     };
 
     // Everything from here on has teardown registered: the provider is the only resource.
@@ -316,7 +397,7 @@ pub async fn run(
             total: scenario.clusters.len(),
         });
         let clusters = tokio::select! {
-            clusters = provider.up(scenario) => clusters.map_err(|e| {
+            clusters = provider.up(&every) => clusters.map_err(|e| {
                 Error::infrastructure(format!("bringing clusters up failed: {e}"), None)
             })?,
             // Dropping the creation stops it; teardown deletes whatever exists by then.
@@ -333,26 +414,24 @@ pub async fn run(
         for message in warnings {
             emit(Event::Warning { message });
         }
-        let mut orchestrator_values = values::orchestrator_values(scenario);
-        values::merge(&mut orchestrator_values, &provider.orchestrator_profile());
+        let orchestrator_values = orchestrator_values(scenario, &provider);
         write_values(&values_dir, &documents, &orchestrator_values)?;
         state.documents = documents;
+        state.orchestrator_values = orchestrator_values;
         let context = Context {
             scenario,
-            topology,
             provider: &provider,
-            orchestrator_values: &orchestrator_values,
             options,
             emit,
             run_dir: &run_dir,
         };
         let plan = Plan::new(scenario);
-        for (step, name) in plan.steps.iter().zip(plan.phase_names()) {
+        for (index, (step, name)) in plan.steps.iter().zip(plan.phase_names()).enumerate() {
             if options.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
             }
             let phase_started = Instant::now();
-            run_step(&context, &mut state, step, &name, &mut checks).await?;
+            run_step(&context, &mut state, step, index, &name, &mut checks).await?;
             phases.push(finish_phase(&name, phase_started, emit));
         }
         Ok::<(), Error>(())
@@ -485,10 +564,10 @@ async fn run_step(
     context: &Context<'_>,
     state: &mut State,
     step: &Step,
+    index: usize,
     name: &str,
     checks: &mut Vec<CheckResult>,
 ) -> Result<(), Error> {
-    let (scenario, topology) = (context.scenario, context.topology);
     let all: Vec<String> = state
         .documents
         .iter()
@@ -504,10 +583,10 @@ async fn run_step(
         Step::Deploy { linked } => {
             started(all.len());
             state.linked = *linked;
-            install_orchestrator(context, state.orchestrator_chart, "installing").await?;
+            install_orchestrator(context, state, "installing").await?;
             deploy(context, state, &all, Action::Install).await?;
             for organization in &all {
-                state.record_install(scenario, topology, organization);
+                state.record_install(organization);
             }
         }
         Step::Link => {
@@ -515,13 +594,14 @@ async fn run_step(
             state.linked = true;
             deploy(context, state, &all, Action::Upgrade).await?;
             for organization in &all {
-                state.record_install(scenario, topology, organization);
+                state.record_install(organization);
             }
         }
         Step::Verify => {
             started(all.len());
             let mut found = verify_all(context, state).await?;
             found.extend(verify_rotations(context, state).await?);
+            found.extend(verify_revoked(context, state).await?);
             for check in &mut found {
                 check.step = name.to_owned();
             }
@@ -530,7 +610,8 @@ async fn run_step(
         Step::RotateSecrets { links } => {
             let links: Vec<(String, String)> = match links {
                 Some(links) => links.clone(),
-                None => topology
+                None => state
+                    .topology
                     .links
                     .iter()
                     .map(|l| (l.from.clone(), l.to.clone()))
@@ -551,10 +632,7 @@ async fn run_step(
                     None => state.pending.push(rotation),
                 }
             }
-            let (documents, _) = values::backend_values(scenario, topology, &state.secrets, &|o| {
-                context.provider.profile(o)
-            });
-            state.documents = documents;
+            state.advance(context, index)?;
             // Only the organizations whose values changed are upgraded: one upgrade each.
             let affected: Vec<String> = state
                 .documents
@@ -567,7 +645,7 @@ async fn run_step(
             write_step_values(context, state, name, &affected)?;
             deploy(context, state, &affected, Action::Upgrade).await?;
             for organization in &affected {
-                state.record_install(scenario, topology, organization);
+                state.record_install(organization);
             }
         }
         Step::UpgradeChart {
@@ -578,19 +656,156 @@ async fn run_step(
             started(backends);
             if let Some(version) = orchestrator {
                 state.orchestrator_chart = *version;
-                install_orchestrator(context, *version, "upgrading").await?;
+                install_orchestrator(context, state, "upgrading").await?;
             }
             if let Some(version) = backend {
                 state.backend_chart = *version;
                 write_step_values(context, state, name, &all)?;
                 deploy(context, state, &all, Action::Upgrade).await?;
                 for organization in &all {
-                    state.record_install(scenario, topology, organization);
+                    state.record_install(organization);
+                }
+            }
+        }
+        Step::AddOrganization { organization } => {
+            let added = organization.name.as_str();
+            let before = state.values_by_organization();
+            let orchestrator_changed = state.advance(context, index + 1)?;
+            // Only the peers whose values change are upgraded: once each.
+            let peers = state.changed_since(&before, added);
+            started(1 + peers.len());
+            let mut written = peers.clone();
+            written.push(added.to_owned());
+            write_step_values(context, state, name, &written)?;
+            if orchestrator_changed {
+                install_orchestrator(context, state, "upgrading").await?;
+            }
+            deploy(context, state, &[added.to_owned()], Action::Install).await?;
+            deploy(context, state, &peers, Action::Upgrade).await?;
+            for organization in &written {
+                state.record_install(organization);
+            }
+        }
+        Step::RemoveOrganization { name: removed } => {
+            let old_topology = state.topology.clone();
+            let before = state.values_by_organization();
+            let orchestrator_changed = state.advance(context, index + 1)?;
+            let peers = state.changed_since(&before, removed);
+            started(1 + peers.len());
+            write_step_values(context, state, name, &peers)?;
+            uninstall(context, state, removed).await?;
+            state.forget(removed);
+            if orchestrator_changed {
+                install_orchestrator(context, state, "upgrading").await?;
+            }
+            deploy(context, state, &peers, Action::Upgrade).await?;
+            for organization in &peers {
+                state.record_install(organization);
+            }
+            state
+                .pending
+                .retain(|p| p.from != *removed && p.to != *removed);
+            state.revoked.retain(|r| r.to != *removed);
+            for link in old_topology.links_from(removed).filter(|l| !l.is_self()) {
+                if let Some(secret) = state.secrets.link(&link.from, &link.to) {
+                    state.revoked.push(Revoked {
+                        from: link.from.clone(),
+                        to: link.to.clone(),
+                        channel: link.channel.clone(),
+                        secret: secret.clone(),
+                    });
                 }
             }
         }
     }
     Ok(())
+}
+
+/// `helm uninstall` of one organization's backend, with its events.
+async fn uninstall(context: &Context<'_>, state: &State, organization: &str) -> Result<(), Error> {
+    let started = Instant::now();
+    let action = Action::Uninstall;
+    (context.emit)(Event::OrganizationStarted {
+        organization: organization.to_owned(),
+        action,
+    });
+    let result = tokio::select! {
+        result = context.provider.uninstall_backend(organization) => result.map_err(|e| e.to_string()),
+        () = context.options.cancel.cancelled() => return Err(Error::Interrupted),
+    };
+    let outcome = match &result {
+        Ok(()) => Outcome::Done {
+            duration: started.elapsed(),
+        },
+        Err(message) => Outcome::Failed {
+            duration: started.elapsed(),
+            message: secrets::redact(message, &state.secrets),
+        },
+    };
+    (context.emit)(Event::OrganizationFinished {
+        organization: organization.to_owned(),
+        action,
+        outcome,
+    });
+    result.map_err(|message| {
+        Error::infrastructure(
+            format!(
+                "uninstalling the backend of {organization} failed: {}",
+                secrets::redact(&message, &state.secrets)
+            ),
+            None,
+        )
+    })
+}
+
+/// The revoked checks of the organizations removed since the last verify: each remaining
+/// former peer must reject the secret the removed organization presented to it.
+async fn verify_revoked(
+    context: &Context<'_>,
+    state: &mut State,
+) -> Result<Vec<CheckResult>, Error> {
+    let targets: Vec<RevokedTarget> = std::mem::take(&mut state.revoked)
+        .into_iter()
+        .filter_map(|revoked| {
+            let stored = state
+                .stored
+                .get(&(revoked.from.clone(), revoked.to.clone()));
+            Some(RevokedTarget {
+                from_msp: state
+                    .msp_ids
+                    .get(&revoked.from)
+                    .cloned()
+                    .unwrap_or_else(|| revoked.from.clone()),
+                to_address: context.provider.address(&revoked.to)?.to_owned(),
+                channel: revoked.channel,
+                expected: if stored == Some(&revoked.secret) {
+                    AuthOutcome::Accepted
+                } else {
+                    AuthOutcome::Rejected
+                },
+                from: revoked.from,
+                to: revoked.to,
+                secret: revoked.secret,
+            })
+        })
+        .collect();
+    let options = VerifyOptions {
+        deadline: Instant::now() + context.options.verify_timeout,
+        stable_attempts: 3,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(2),
+    };
+    let cancel = &context.options.cancel;
+    let options = &options;
+    let results: Vec<CheckResult> = futures::stream::iter(targets.iter())
+        .map(|target| check_revoked(target, options, cancel))
+        .buffered(context.options.jobs.max(1))
+        .collect()
+        .await;
+    if cancel.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
+    Ok(results)
 }
 
 /// The values a step upgrades organizations with, in `values/<phase>/`, for the record.
@@ -616,15 +831,15 @@ fn write_step_values(
     Ok(())
 }
 
-/// `helm upgrade --install` of the orchestrator at `chart`.
+/// `helm upgrade --install` of the orchestrator with the state's chart and values.
 async fn install_orchestrator(
     context: &Context<'_>,
-    chart: ChartVersion,
+    state: &State,
     verb: &str,
 ) -> Result<(), Error> {
     let install = context
         .provider
-        .install_orchestrator(chart, context.orchestrator_values);
+        .install_orchestrator(state.orchestrator_chart, &state.orchestrator_values);
     tokio::select! {
         result = install => result.map_err(|e| {
             Error::infrastructure(format!("{verb} the orchestrator failed: {e}"), None)
@@ -640,15 +855,16 @@ async fn verify_rotations(
     state: &mut State,
 ) -> Result<Vec<CheckResult>, Error> {
     let msp = |name: &str| {
-        context
-            .scenario
-            .organization(name)
-            .map_or(name.to_owned(), |o| o.msp_id.clone())
+        state
+            .msp_ids
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_owned())
     };
     let targets: Vec<RotationTarget> = std::mem::take(&mut state.pending)
         .into_iter()
         .filter_map(|rotation| {
-            let link = context
+            let link = state
                 .topology
                 .links
                 .iter()
@@ -773,7 +989,7 @@ fn lowest_throttle(documents: &[BackendValues]) -> u32 {
 /// Verifies every organization's outgoing links; writes diagnostics for organizations with a
 /// failed check.
 async fn verify_all(context: &Context<'_>, state: &State) -> Result<Vec<CheckResult>, Error> {
-    let scenario = context.scenario;
+    let scenario = &state.scenario;
     let msp: HashMap<&str, &str> = scenario
         .organizations
         .iter()
@@ -793,7 +1009,7 @@ async fn verify_all(context: &Context<'_>, state: &State) -> Result<Vec<CheckRes
         .map(|organization| Source {
             name: organization.name.clone(),
             cluster: organization.cluster.clone(),
-            targets: context
+            targets: state
                 .topology
                 .links_from(&organization.name)
                 .map(|link| Target {

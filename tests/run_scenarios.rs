@@ -1,8 +1,10 @@
 //! Every file in `scenarios/` runs on the simulator and passes (DESIGN §7, rung 2): exit 0, a
 //! report in which every verify step has exactly one reach and one auth check per directed
 //! link of the topology and one complete check per organization, each meeting the topology's
-//! expectation, plus one passing rotation check per link rotated since the previous verify; a
-//! JUnit file with one passing testcase per check, and a private run directory.
+//! expectation, plus one passing rotation check per link rotated since the previous verify and
+//! one passing revoked check per link of an organization removed since then; a JUnit file with
+//! one passing testcase per check, and a private run directory. The topology of each verify is
+//! that of the organizations present at its step (`add-organization`, `remove-organization`).
 //!
 //! The guide's literal values get their own test with the outcome written out as data, so
 //! that it checks the simulator and the topology instead of trusting the topology.
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use orgmesh::plan::{Plan, Step};
 use orgmesh::report::{CheckKind, CheckResult, Report};
+use orgmesh::topology::Topology;
 use rstest::rstest;
 
 use common::relative;
@@ -31,25 +34,49 @@ fn expected_phases(scenario: &orgmesh::scenario::Scenario) -> Vec<String> {
         .collect()
 }
 
-/// Each verify phase with the directed links whose secrets were rotated since the previous
-/// verify, derived from the plan alone.
-fn verify_phases(
-    scenario: &orgmesh::scenario::Scenario,
-    topology: &orgmesh::topology::Topology,
-) -> Vec<(String, BTreeSet<(String, String)>)> {
+/// What one verify phase must show, derived from the plan alone.
+struct VerifyPhase {
+    name: String,
+    scenario: orgmesh::scenario::Scenario,
+    topology: Topology,
+    /// Links rotated since the previous verify.
+    rotated: BTreeSet<(String, String)>,
+    /// Links from organizations removed since the previous verify to the remaining ones.
+    revoked: BTreeSet<(String, String)>,
+}
+
+fn verify_phases(scenario: &orgmesh::scenario::Scenario) -> Vec<VerifyPhase> {
     let plan = Plan::new(scenario);
-    let mut pending = BTreeSet::new();
+    let mut rotated = BTreeSet::new();
+    let mut revoked = BTreeSet::new();
     let mut phases = Vec::new();
-    for (step, name) in plan.steps.iter().zip(plan.phase_names()) {
+    for (index, (step, name)) in plan.steps.iter().zip(plan.phase_names()).enumerate() {
+        let (state, topology) = Topology::before_step(scenario, index).expect("a topology");
+        let pairs = |topology: &Topology| -> Vec<(String, String)> {
+            topology
+                .links
+                .iter()
+                .map(|l| (l.from.clone(), l.to.clone()))
+                .collect()
+        };
         match step {
-            Step::Verify => phases.push((name, std::mem::take(&mut pending))),
-            Step::RotateSecrets { links: Some(links) } => pending.extend(links.iter().cloned()),
-            Step::RotateSecrets { links: None } => pending.extend(
-                topology
-                    .links
-                    .iter()
-                    .map(|l| (l.from.clone(), l.to.clone())),
-            ),
+            Step::Verify => phases.push(VerifyPhase {
+                name,
+                scenario: state,
+                topology,
+                rotated: std::mem::take(&mut rotated),
+                revoked: std::mem::take(&mut revoked),
+            }),
+            Step::RotateSecrets { links: Some(links) } => rotated.extend(links.iter().cloned()),
+            Step::RotateSecrets { links: None } => rotated.extend(pairs(&topology)),
+            Step::RemoveOrganization { name: removed } => {
+                rotated.retain(|(from, to)| from != removed && to != removed);
+                revoked.extend(
+                    pairs(&topology)
+                        .into_iter()
+                        .filter(|(from, to)| from == removed && to != removed),
+                );
+            }
             _ => {}
         }
     }
@@ -82,9 +109,11 @@ fn every_scenario_runs_and_meets_its_derived_expectations(
         expected_phases(&scenario),
         "the phases of the scenario's steps, in order"
     );
-    let phases = verify_phases(&scenario, &topology);
+    let phases = verify_phases(&scenario);
     assert!(!phases.is_empty(), "every scenario verifies");
-    for (step, rotated) in &phases {
+    for phase in &phases {
+        let (step, rotated) = (&phase.name, &phase.rotated);
+        let topology = &phase.topology;
         let step_report = step_report(&report, step);
         let checks = checks_by_key(&step_report);
         let rotations: BTreeMap<(String, String), &CheckResult> = step_report
@@ -93,9 +122,24 @@ fn every_scenario_runs_and_meets_its_derived_expectations(
             .filter(|c| c.check == CheckKind::Rotation)
             .map(|c| ((c.from.clone(), c.to.clone()), c))
             .collect();
+        let revoked: BTreeMap<(String, String), &CheckResult> = step_report
+            .checks
+            .iter()
+            .filter(|c| c.check == CheckKind::Revoked)
+            .map(|c| ((c.from.clone(), c.to.clone()), c))
+            .collect();
         assert_eq!(
-            step_report.checks.len() - rotations.len(),
-            topology.check_count(scenario.organizations.len()),
+            revoked.keys().cloned().collect::<BTreeSet<_>>(),
+            phase.revoked,
+            "{step}: one revoked check per link of an organization removed since the previous verify"
+        );
+        for check in revoked.values() {
+            assert_eq!(check.observed, check.expected, "{step}: {}", check.name());
+            assert!(check.passed, "{step}: {}", check.name());
+        }
+        assert_eq!(
+            step_report.checks.len() - rotations.len() - revoked.len(),
+            topology.check_count(phase.scenario.organizations.len()),
             "{step}: one reach and one auth check per directed link, one complete check per organization"
         );
         assert_eq!(
@@ -123,7 +167,7 @@ fn every_scenario_runs_and_meets_its_derived_expectations(
                 assert!(check.passed, "{step}: {}", check.name());
             }
         }
-        for organization in &scenario.organizations {
+        for organization in &phase.scenario.organizations {
             let check = checks
                 .get(&key(CheckKind::Complete, &organization.name, "*"))
                 .unwrap_or_else(|| panic!("{step}: no complete check for {}", organization.name));
@@ -140,15 +184,21 @@ fn every_scenario_runs_and_meets_its_derived_expectations(
     }
 
     let junit = run.junit();
-    for link in &topology.links {
-        for kind in ["reach", "auth"] {
-            let testcase = format!("<testcase name=\"{kind} {}→{}\"", link.from, link.to);
-            assert_eq!(
-                junit.matches(&testcase).count(),
-                phases.len(),
-                "junit.xml has not exactly one {testcase} per verify step"
-            );
+    let mut testcases: BTreeMap<String, usize> = BTreeMap::new();
+    for phase in &phases {
+        for link in &phase.topology.links {
+            for kind in ["reach", "auth"] {
+                let testcase = format!("<testcase name=\"{kind} {}→{}\"", link.from, link.to);
+                *testcases.entry(testcase).or_default() += 1;
+            }
         }
+    }
+    for (testcase, count) in testcases {
+        assert_eq!(
+            junit.matches(&testcase).count(),
+            count,
+            "junit.xml has not exactly one {testcase} per verify step that has the link"
+        );
     }
     assert_eq!(
         junit.matches("<testsuite ").count(),

@@ -194,9 +194,98 @@ fn the_plan_describes_the_steps() {
         text.contains("rotate-secrets-2: new secrets for 3 directed links"),
         "{text}"
     );
-    assert!(text.contains("verify-4: check 9 directed links"), "{text}");
+    assert!(
+        text.contains("add-organization: install backend-cyberdyne on cluster-1"),
+        "{text}"
+    );
+    assert!(text.contains("verify-4: check 14 directed links"), "{text}");
+    assert!(
+        text.contains("remove-organization: uninstall backend-biotechnica"),
+        "{text}"
+    );
+    assert!(text.contains("verify-6: check 9 directed links"), "{text}");
     assert!(
         text.contains("upgrade-chart: upgrade each of the 3 backends to chart 26.15.3"),
         "{text}"
+    );
+}
+
+#[test]
+fn adding_an_organization_installs_it_and_upgrades_only_its_new_peers() {
+    let text = "name: grow
+channels:
+  our-channel: [ingen, biotechnica]
+  side-channel: [tyrell]
+organizations:
+  ingen: {}
+  biotechnica: {}
+  tyrell: {}
+steps:
+  - deploy
+  - link
+  - verify
+  - add-organization: { name: cyberdyne, cluster: tyrell, channels: [side-channel] }
+  - verify
+";
+    let run = run_text("grow.yaml", text, SEED);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(
+        upgraded(&run, "add-organization"),
+        names(&["cyberdyne", "tyrell"])
+    );
+    let transcript = run.stdout() + &run.stderr();
+    assert!(transcript.contains("add-organization: cyberdyne install started"));
+    assert!(transcript.contains("add-organization: tyrell upgrade started"));
+    assert!(!transcript.contains("add-organization: ingen"));
+    let report = run.report();
+    let complete = report
+        .checks
+        .iter()
+        .find(|c| c.check == CheckKind::Complete && c.from == "tyrell" && c.step == "verify-2")
+        .expect("a complete check for tyrell");
+    assert_eq!(complete.observed, "cyberdyne,tyrell");
+    assert!(report.checks.iter().any(|c| c.check == CheckKind::Auth
+        && c.from == "cyberdyne"
+        && c.to == "tyrell"
+        && c.passed));
+}
+
+#[test]
+fn removing_an_organization_revokes_its_secrets_and_its_peers_stop_listing_it() {
+    let text = format!(
+        "{THREE}steps: [deploy, link, verify, remove-organization: {{name: tyrell}}, verify]\n"
+    );
+    let run = run_text("three.yaml", &text, SEED);
+    assert_eq!(run.code(), Some(0), "{}", run.transcript());
+    assert_eq!(
+        upgraded(&run, "remove-organization"),
+        names(&["ingen", "biotechnica"])
+    );
+    let report = run.report();
+    let revoked: Vec<(&str, &str, &str)> = report
+        .checks
+        .iter()
+        .filter(|c| c.check == CheckKind::Revoked)
+        .map(|c| (c.from.as_str(), c.to.as_str(), c.observed.as_str()))
+        .collect();
+    assert_eq!(
+        revoked,
+        [
+            ("tyrell", "ingen", "rejected"),
+            ("tyrell", "biotechnica", "rejected")
+        ]
+    );
+    for check in report
+        .checks
+        .iter()
+        .filter(|c| c.check == CheckKind::Complete && c.step == "verify-2")
+    {
+        assert_eq!(check.observed, "biotechnica,ingen", "{}", check.name());
+    }
+    assert!(
+        !report.checks.iter().any(|c| c.step == "verify-2"
+            && (c.from == "tyrell" || c.to == "tyrell")
+            && c.check != CheckKind::Revoked),
+        "nothing but the revoked checks concerns the removed organization"
     );
 }

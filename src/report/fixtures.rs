@@ -9,6 +9,7 @@ pub fn healthy(check: CheckKind, from: &str, to: &str) -> CheckResult {
         CheckKind::Reach => "200",
         CheckKind::Auth => "accepted",
         CheckKind::Rotation => super::model::HEALTHY_ROTATION,
+        CheckKind::Revoked => "rejected",
         CheckKind::Complete => "",
     };
     observed(check, from, to, value, value)

@@ -90,6 +90,9 @@ pub enum CheckKind {
     /// After `rotate-secrets`, from the harness: the peer accepts the new secret and rejects
     /// the old one (or, on charts that only create accounts, the reverse).
     Rotation,
+    /// After `remove-organization`, from the harness: a remaining former peer rejects the
+    /// secret the removed organization presented to it.
+    Revoked,
 }
 
 /// The `expected` value of a reach check on a healthy link.
@@ -107,6 +110,7 @@ impl CheckKind {
             Self::Auth => "auth",
             Self::Complete => "complete",
             Self::Rotation => "rotation",
+            Self::Revoked => "revoked",
         }
     }
 }
@@ -123,7 +127,7 @@ impl CheckResult {
     pub fn name(&self) -> String {
         match self.check {
             CheckKind::Complete => format!("{} {}", self.check, self.from),
-            CheckKind::Reach | CheckKind::Auth | CheckKind::Rotation => {
+            CheckKind::Reach | CheckKind::Auth | CheckKind::Rotation | CheckKind::Revoked => {
                 format!("{} {}→{}", self.check, self.from, self.to)
             }
         }
@@ -137,6 +141,7 @@ impl CheckResult {
             CheckKind::Reach => self.expected != HEALTHY_REACH,
             CheckKind::Auth => self.expected != HEALTHY_AUTH,
             CheckKind::Rotation => self.expected != HEALTHY_ROTATION,
+            CheckKind::Revoked => self.expected != "rejected",
             CheckKind::Complete => false,
         }
     }

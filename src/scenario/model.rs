@@ -195,6 +195,16 @@ const STEP_NAMES: &[&str] = &[
     "verify",
     "rotate-secrets",
     "upgrade-chart",
+    "add-organization",
+    "remove-organization",
+];
+
+/// The steps that take arguments, written as a map with one key.
+const STEPS_WITH_ARGUMENTS: &[&str] = &[
+    "rotate-secrets",
+    "upgrade-chart",
+    "add-organization",
+    "remove-organization",
 ];
 
 /// A step as written: a name, or a map with one key for the steps that take arguments.
@@ -209,6 +219,10 @@ pub enum RawStep {
     RotateSecrets(RawRotateSecrets),
     /// `{upgrade-chart: {backend: X.Y.Z, orchestrator: X.Y.Z}}`.
     UpgradeChart(RawUpgradeChart),
+    /// `{add-organization: {name, cluster, channels, mspId}}`.
+    AddOrganization(RawAddOrganization),
+    /// `{remove-organization: {name}}`.
+    RemoveOrganization(RawRemoveOrganization),
 }
 
 impl<'de> Deserialize<'de> for RawStep {
@@ -227,10 +241,18 @@ impl<'de> Deserialize<'de> for RawStep {
             }
 
             fn visit_str<E: de::Error>(self, value: &str) -> Result<RawStep, E> {
-                if value == "upgrade-chart" {
-                    return Err(E::custom(
-                        "`upgrade-chart` needs the versions to upgrade to: `{upgrade-chart: {backend: 26.15.3}}`",
-                    ));
+                match value {
+                    "upgrade-chart" => {
+                        return Err(E::custom(
+                            "`upgrade-chart` needs the versions to upgrade to: `{upgrade-chart: {backend: 26.15.3}}`",
+                        ));
+                    }
+                    "add-organization" | "remove-organization" => {
+                        return Err(E::custom(format!(
+                            "`{value}` needs the organization: `{{{value}: {{name: NAME, ...}}}}`"
+                        )));
+                    }
+                    _ => {}
                 }
                 StepName::deserialize(value.into_deserializer())
                     .map(RawStep::Name)
@@ -246,16 +268,15 @@ impl<'de> Deserialize<'de> for RawStep {
                 let step = match key.as_str() {
                     "rotate-secrets" => RawStep::RotateSecrets(map.next_value()?),
                     "upgrade-chart" => RawStep::UpgradeChart(map.next_value()?),
+                    "add-organization" => RawStep::AddOrganization(map.next_value()?),
+                    "remove-organization" => RawStep::RemoveOrganization(map.next_value()?),
                     other if STEP_NAMES.contains(&other) => {
                         return Err(de::Error::custom(format!(
                             "`{other}` takes no arguments; write it as a plain name"
                         )));
                     }
                     other => {
-                        return Err(de::Error::unknown_variant(
-                            other,
-                            &["rotate-secrets", "upgrade-chart"],
-                        ));
+                        return Err(de::Error::unknown_variant(other, STEPS_WITH_ARGUMENTS));
                     }
                 };
                 if map.next_key::<de::IgnoredAny>()?.is_some() {
@@ -279,6 +300,54 @@ enum StepSchema {
     Name(StepName),
     RotateSecrets(RotateSecretsStep),
     UpgradeChart(UpgradeChartStep),
+    AddOrganization(AddOrganizationStep),
+    RemoveOrganization(RemoveOrganizationStep),
+}
+
+/// `{add-organization: {...}}`, for the schema.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "only its schema is used")]
+struct AddOrganizationStep {
+    #[serde(rename = "add-organization")]
+    add_organization: RawAddOrganization,
+}
+
+/// `{remove-organization: {...}}`, for the schema.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "only its schema is used")]
+struct RemoveOrganizationStep {
+    #[serde(rename = "remove-organization")]
+    remove_organization: RawRemoveOrganization,
+}
+
+/// An organization that joins during the run: installed, linked to the peers its channels
+/// give it, which are upgraded once each; the orchestrator learns its channel membership.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAddOrganization {
+    /// A DNS-1123 label no other organization of the scenario has.
+    #[schemars(with = "String")]
+    pub name: Name,
+    /// The cluster it runs in; default the cluster named after it.
+    #[schemars(with = "Option<String>")]
+    pub cluster: Option<Name>,
+    /// The channels it joins; each must be declared under `channels`.
+    #[schemars(with = "Vec<String>")]
+    pub channels: Vec<Name>,
+    /// Its MSP id; default its name.
+    #[serde(rename = "mspId")]
+    #[schemars(with = "Option<String>")]
+    pub msp_id: Option<Name>,
+}
+
+/// An organization that leaves during the run: uninstalled; its peers are upgraded without it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemoveOrganization {
+    #[schemars(with = "String")]
+    pub name: Name,
 }
 
 /// `{rotate-secrets: {...}}`, for the schema.

@@ -11,4 +11,4 @@ pub mod rotation;
 pub mod table;
 
 pub use poll::{LastOutputs, Pacer, Source, Target, VerifyOptions, verify_source};
-pub use rotation::{RotationTarget, check_rotation, rotation_text};
+pub use rotation::{RevokedTarget, RotationTarget, check_revoked, check_rotation, rotation_text};

@@ -7,6 +7,10 @@
 //! probe's — `GET <B>/model/` with Basic (msp(A), secret) and `Substra-Channel-Name` — sent from
 //! the harness, which reaches B's address directly (a loopback address in the simulator, a node
 //! port on kind).
+//!
+//! The revoked check is the same request after `remove-organization`: the secret the removed
+//! organization presented to a remaining one must now be rejected, since the remaining one's
+//! upgrade deleted the entry.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -36,6 +40,19 @@ pub struct RotationTarget {
     pub expected: (AuthOutcome, AuthOutcome),
 }
 
+/// One link of a removed organization: `from` is gone, `to` remains.
+#[derive(Debug, Clone)]
+pub struct RevokedTarget {
+    pub from: String,
+    pub to: String,
+    pub from_msp: String,
+    pub to_address: String,
+    pub channel: String,
+    pub secret: Secret,
+    /// `rejected`, unless the chart keeps removed entries.
+    pub expected: AuthOutcome,
+}
+
 /// The vocabulary of `expected` and `observed`: `new accepted, old rejected`.
 pub fn rotation_text(new: AuthOutcome, old: AuthOutcome) -> String {
     format!("new {new}, old {old}")
@@ -60,16 +77,103 @@ fn error_detail(label: &str, outcome: &PeerOutcome) -> Option<String> {
     }
 }
 
-/// Presents one secret to B.
-async fn present(target: &RotationTarget, secret: &Secret, timeout: Duration) -> PeerOutcome {
+/// Presents `(user, secret)` to the backend at `address` on `channel`.
+async fn present(
+    address: &str,
+    user: &str,
+    channel: &str,
+    secret: &Secret,
+    timeout: Duration,
+) -> PeerOutcome {
     let request = PeerRequest {
         // The harness is no cluster: let the system pick the source address.
         source: Ipv4Addr::UNSPECIFIED,
-        url: format!("{}/model/", target.to_address.trim_end_matches('/')),
-        credentials: Some((target.from_msp.clone(), secret.expose().to_owned())),
-        channel: Some(target.channel.clone()),
+        url: format!("{}/model/", address.trim_end_matches('/')),
+        credentials: Some((user.to_owned(), secret.expose().to_owned())),
+        channel: Some(channel.to_owned()),
     };
     send(&request, |_, _| false, timeout).await
+}
+
+/// Observes with `observe` until the observation is `expected`, the run is cancelled or the
+/// deadline passes. Returns the last observation, its detail and the number of attempts.
+async fn poll<F, Fut>(
+    expected: &str,
+    options: &VerifyOptions,
+    cancel: &Cancel,
+    mut observe: F,
+) -> (String, Option<String>, u32)
+where
+    F: FnMut(Duration) -> Fut,
+    Fut: std::future::Future<Output = (String, Option<String>)>,
+{
+    let mut attempts = 0;
+    let mut backoff = options.initial_backoff;
+    loop {
+        attempts += 1;
+        let timeout = options
+            .deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let (observed, detail) = observe(timeout).await;
+        let now = Instant::now();
+        if observed == expected || cancel.is_cancelled() || now + backoff >= options.deadline {
+            return (observed, detail, attempts);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = cancel.cancelled() => return (observed, detail, attempts),
+        }
+        backoff = (backoff * 2).min(options.max_backoff);
+    }
+}
+
+/// After `remove-organization`: presents the removed organization's old secret to a
+/// remaining former peer until the answer meets the expectation or the deadline passes.
+pub async fn check_revoked(
+    target: &RevokedTarget,
+    options: &VerifyOptions,
+    cancel: &Cancel,
+) -> CheckResult {
+    let started = Instant::now();
+    let expected = target.expected.to_string();
+    let (observed, detail, attempts) = poll(&expected, options, cancel, |timeout| async move {
+        let outcome = present(
+            &target.to_address,
+            &target.from_msp,
+            &target.channel,
+            &target.secret,
+            timeout,
+        )
+        .await;
+        (
+            classify(&outcome).to_string(),
+            error_detail("old", &outcome),
+        )
+    })
+    .await;
+    let passed = observed == expected;
+    let detail = detail.or_else(|| {
+        (!passed).then(|| {
+            format!(
+                "{} still answers {observed} to the secret of the removed organization {}",
+                target.to, target.from
+            )
+        })
+    });
+    CheckResult {
+        step: String::new(),
+        check: CheckKind::Revoked,
+        from: target.from.clone(),
+        to: target.to.clone(),
+        expected,
+        observed,
+        passed,
+        attempts,
+        duration_ms: started.elapsed().as_millis() as u64,
+        detail,
+        diagnostics: None,
+    }
 }
 
 /// Presents both secrets until B's answers meet the expectation (a backend may still be
@@ -82,32 +186,26 @@ pub async fn check_rotation(
 ) -> CheckResult {
     let started = Instant::now();
     let expected = rotation_text(target.expected.0, target.expected.1);
-    let mut attempts = 0;
-    let mut backoff = options.initial_backoff;
-    let (observed, detail) = loop {
-        attempts += 1;
-        let timeout = options
-            .deadline
-            .saturating_duration_since(Instant::now())
-            .clamp(Duration::from_millis(100), Duration::from_secs(10));
-        let new = present(target, &target.new, timeout).await;
-        let old = present(target, &target.old, timeout).await;
+    let (observed, detail, attempts) = poll(&expected, options, cancel, |timeout| async move {
+        let present = |secret| {
+            present(
+                &target.to_address,
+                &target.from_msp,
+                &target.channel,
+                secret,
+                timeout,
+            )
+        };
+        let new = present(&target.new).await;
+        let old = present(&target.old).await;
         let observed = rotation_text(classify(&new), classify(&old));
         let detail = [error_detail("new", &new), error_detail("old", &old)]
             .into_iter()
             .flatten()
             .collect::<Vec<_>>();
-        let detail = (!detail.is_empty()).then(|| detail.join("; "));
-        let now = Instant::now();
-        if observed == expected || cancel.is_cancelled() || now + backoff >= options.deadline {
-            break (observed, detail);
-        }
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = cancel.cancelled() => break (observed, detail),
-        }
-        backoff = (backoff * 2).min(options.max_backoff);
-    };
+        (observed, (!detail.is_empty()).then(|| detail.join("; ")))
+    })
+    .await;
     let passed = observed == expected;
     let detail = detail.or_else(|| {
         (!passed).then(|| {
