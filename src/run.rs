@@ -190,6 +190,9 @@ struct State {
     /// installed and the chart's account mechanism (facts §3): a sync chart stores what the
     /// values say, a create-only chart keeps the first secret it saw.
     stored: HashMap<(String, String), Secret>,
+    /// The outgoing entries each organization's database holds, derived the same way: a
+    /// create-only chart keeps the entry of a removed organization, so the table still lists it.
+    stored_outgoing: std::collections::HashSet<(String, String)>,
     /// Rotations the next verify checks, one per directed link: the secret before the first
     /// rotation since the last verify, and the latest one.
     pending: Vec<Rotated>,
@@ -238,20 +241,36 @@ impl State {
                 Some(((l.from.clone(), l.to.clone()), secret))
             })
             .collect();
+        let outgoing: Vec<(String, String)> = self
+            .topology
+            .links_from(organization)
+            .filter(|_| self.linked)
+            .filter(|l| {
+                !faults.iter().any(|f| {
+                    matches!(&f.value, Fault::MissingOutgoing { from, to } if *from == l.from && *to == l.to)
+                })
+            })
+            .map(|l| (l.from.clone(), l.to.clone()))
+            .collect();
         if sync {
             // The sync commands delete every entry absent from the values.
             self.stored.retain(|(_, to), _| to != organization);
             self.stored.extend(entries);
+            self.stored_outgoing
+                .retain(|(from, _)| from != organization);
         } else {
             for (key, secret) in entries {
                 self.stored.entry(key).or_insert(secret);
             }
         }
+        self.stored_outgoing.extend(outgoing);
     }
 
     /// Forgets what an uninstalled organization's database held.
     fn forget(&mut self, organization: &str) {
         self.stored.retain(|(_, to), _| to != organization);
+        self.stored_outgoing
+            .retain(|(from, _)| from != organization);
     }
 
     /// Moves to the organizations present before step `index`: new topology, values and
@@ -385,6 +404,7 @@ pub async fn run(
         orchestrator_chart: scenario.charts.orchestrator.version,
         linked: false,
         stored: HashMap::new(),
+        stored_outgoing: std::collections::HashSet::new(),
         pending: Vec::new(),
         revoked: Vec::new(),
     };
@@ -687,7 +707,26 @@ async fn run_step(
             }
         }
         Step::RemoveOrganization { name: removed } => {
-            let old_topology = state.topology.clone();
+            // What the removed organization could present to each peer before it left: the
+            // secret the peer stores (a create-only chart keeps the first one), else its values'.
+            let revoked: Vec<Revoked> = state
+                .topology
+                .links_from(removed)
+                .filter(|l| !l.is_self())
+                .filter_map(|link| {
+                    let key = (link.from.clone(), link.to.clone());
+                    let secret = state
+                        .stored
+                        .get(&key)
+                        .or_else(|| state.secrets.link(&link.from, &link.to))?;
+                    Some(Revoked {
+                        from: link.from.clone(),
+                        to: link.to.clone(),
+                        channel: link.channel.clone(),
+                        secret: secret.clone(),
+                    })
+                })
+                .collect();
             let before = state.values_by_organization();
             let orchestrator_changed = state.advance(context, index + 1)?;
             let peers = state.changed_since(&before, removed);
@@ -706,16 +745,7 @@ async fn run_step(
                 .pending
                 .retain(|p| p.from != *removed && p.to != *removed);
             state.revoked.retain(|r| r.to != *removed);
-            for link in old_topology.links_from(removed).filter(|l| !l.is_self()) {
-                if let Some(secret) = state.secrets.link(&link.from, &link.to) {
-                    state.revoked.push(Revoked {
-                        from: link.from.clone(),
-                        to: link.to.clone(),
-                        channel: link.channel.clone(),
-                        secret: secret.clone(),
-                    });
-                }
-            }
+            state.revoked.extend(revoked);
         }
     }
     Ok(())
@@ -1020,6 +1050,7 @@ async fn verify_all(context: &Context<'_>, state: &State) -> Result<Vec<CheckRes
                     expected: link.expected,
                     listed: !missing_outgoing.contains(&(link.from.as_str(), link.to.as_str())),
                 })
+                .chain(stale_targets(state, &organization.name))
                 .collect(),
         })
         .collect();
@@ -1097,6 +1128,31 @@ async fn verify_all(context: &Context<'_>, state: &State) -> Result<Vec<CheckRes
         all.extend(checks);
     }
     Ok(all)
+}
+
+/// The removed organizations an organization's database still lists as outgoing (a
+/// create-only chart never deletes entries, facts §3): its table shows them with the error of
+/// a backend that is gone, and the credential probe cannot reach them either.
+fn stale_targets(state: &State, organization: &str) -> Vec<Target> {
+    let mut stale: Vec<&String> = state
+        .stored_outgoing
+        .iter()
+        .filter(|(from, to)| from == organization && !state.topology.has_link(from, to))
+        .map(|(_, to)| to)
+        .collect();
+    stale.sort();
+    stale
+        .into_iter()
+        .map(|to| Target {
+            name: to.clone(),
+            msp_id: state.msp_ids.get(to).cloned().unwrap_or_else(|| to.clone()),
+            expected: crate::topology::Expected {
+                reach: crate::scenario::Reach::Error,
+                auth: AuthOutcome::Error,
+            },
+            listed: true,
+        })
+        .collect()
 }
 
 /// The provider's evidence for a failing organization (pods, events, logs, helm status),

@@ -125,13 +125,17 @@ fn rotating_every_link_upgrades_every_organization_once() {
 }
 
 #[test]
-fn on_a_create_only_chart_the_rotation_does_not_take_effect_and_the_run_shows_it() {
+fn on_a_create_only_chart_the_rotation_and_the_removal_do_not_take_effect_and_the_run_shows_it() {
     let run = run_scenario(Path::new("scenarios/qualification-create-only.yaml"), SEED);
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     let report = run.report();
     assert!(report.passed);
     let checks = rotations(&report, "verify-2");
-    assert_eq!(checks.len(), 4, "every directed link of two organizations");
+    assert_eq!(
+        checks.len(),
+        9,
+        "every directed link of three organizations"
+    );
     for check in checks {
         assert_eq!(
             check.expected,
@@ -153,14 +157,38 @@ fn on_a_create_only_chart_the_rotation_does_not_take_effect_and_the_run_shows_it
     {
         assert_eq!(check.observed, "accepted", "{}", check.name());
     }
-    // The upgrade to a chart with the sync commands applies the values: links survive.
-    assert!(
+    // After tyrell's removal its peers still accept its secret and still list it.
+    let of = |step: &str, kind: CheckKind, to: &str| -> Vec<String> {
         report
             .checks
             .iter()
-            .filter(|c| c.step == "verify-3")
-            .all(|c| c.passed)
+            .filter(|c| c.step == step && c.check == kind && c.to == to)
+            .map(|c| format!("{}→{} {}", c.from, c.to, c.observed))
+            .collect()
+    };
+    for peer in ["ingen", "biotechnica", "cyberdyne"] {
+        assert_eq!(
+            of("verify-4", CheckKind::Revoked, peer),
+            [format!("tyrell→{peer} accepted")]
+        );
+    }
+    assert_eq!(
+        of("verify-4", CheckKind::Reach, "tyrell"),
+        [
+            "ingen→tyrell error",
+            "biotechnica→tyrell error",
+            "cyberdyne→tyrell error"
+        ]
     );
+    // The upgrade to a chart with the sync commands applies the values: a clean mesh.
+    let last: Vec<&CheckResult> = report
+        .checks
+        .iter()
+        .filter(|c| c.step == "verify-5")
+        .collect();
+    assert!(last.iter().all(|c| c.passed));
+    assert!(last.iter().all(|c| c.to != "tyrell"));
+    assert_eq!(last.len(), 9 * 2 + 3);
 }
 
 #[test]

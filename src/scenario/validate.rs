@@ -725,7 +725,6 @@ fn check(checker: &mut Checker<'_>, file: &Path, raw: RawScenario) -> Scenario {
         msp_ids: msp_ids.keys().cloned().collect(),
         clusters: cluster_names.iter().map(|c| (*c).to_owned()).collect(),
         channels: channels.iter().map(|c| c.name.clone()).collect(),
-        backend_chart: charts.backend.version,
     };
     let steps: Vec<Located<ScenarioStep>> = match &raw.steps {
         Some(steps) => {
@@ -1041,8 +1040,6 @@ struct Roster {
     msp_ids: HashSet<String>,
     clusters: HashSet<String>,
     channels: HashSet<String>,
-    /// The backend chart in effect at the step (`upgrade-chart` changes it).
-    backend_chart: ChartVersion,
 }
 
 /// One step's arguments: organizations that exist at that point, pairs of two, versions that
@@ -1137,9 +1134,6 @@ fn validate_step(
             };
             let backend = version(&upgrade.backend, true);
             let orchestrator = version(&upgrade.orchestrator, false);
-            if let Some(backend) = backend {
-                roster.backend_chart = backend;
-            }
             ScenarioStep::UpgradeChart {
                 backend,
                 orchestrator,
@@ -1236,15 +1230,6 @@ fn validate_step(
                         name.value
                     ),
                     format!("remove one of: {}", sorted(organization_names)),
-                );
-            } else if roster.backend_chart.account_sync() != crate::charts::AccountSync::Sync {
-                checker.at(
-                    name,
-                    format!(
-                        "backend chart {} never deletes account entries (bug #999, fixed in 26.12.0): the peers would keep `{}` in their tables",
-                        roster.backend_chart, name.value
-                    ),
-                    "remove organizations on a backend chart of at least 26.14.2, e.g. after `upgrade-chart: {backend: 26.15.3}`".into(),
                 );
             } else if roster.present.len() == 1 {
                 checker.at(
