@@ -15,16 +15,20 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::charts::{AccountSync, ChartVersion};
 use crate::cli::{create_private_dir, write_private_file, yaml};
 use crate::error::Error;
 use crate::plan::{Plan, Step};
 use crate::provider::{Provider, sim::SimOptions};
 use crate::report::{self, Action, Charts, CheckResult, Event, Outcome, Phase, Report};
-use crate::scenario::{Fault, ProviderName, Scenario};
-use crate::secrets::{self, LinkSecrets, SecretSource};
+use crate::scenario::{AuthOutcome, Fault, ProviderName, Scenario};
+use crate::secrets::{self, LinkSecrets, Rotated, Secret, SecretSource};
 use crate::topology::Topology;
 use crate::values::{self, BackendValues};
-use crate::verify::{self, LastOutputs, Pacer, Source, Target, VerifyOptions};
+use crate::verify::{
+    self, LastOutputs, Pacer, RevokedTarget, RotationTarget, Source, Target, VerifyOptions,
+    check_revoked, check_rotation,
+};
 
 /// A cancellation signal shared by the runner and the Ctrl-C handler.
 #[derive(Clone, Debug)]
@@ -157,17 +161,159 @@ fn prepare_run_dir(directory: &Path) -> Result<(), Error> {
     .map_err(|e| Error::write(directory, e))
 }
 
-/// Everything the steps need, shared by reference.
+/// Everything the steps need that does not change between steps, shared by reference.
 struct Context<'a> {
+    /// The scenario as written; the organizations present at a step are in [`State`].
     scenario: &'a Scenario,
-    topology: &'a Topology,
     provider: &'a Provider,
-    documents: &'a [BackendValues],
-    orchestrator_values: &'a Value,
     options: &'a RunOptions,
     emit: &'a (dyn Fn(Event) + Sync),
-    secrets: &'a LinkSecrets,
     run_dir: &'a Path,
+}
+
+/// What the steps change: secrets, values, chart versions, and what orgmesh knows the
+/// backends' databases hold.
+struct State {
+    /// The organizations present now, their channels, faults and expectations.
+    scenario: Scenario,
+    topology: Topology,
+    orchestrator_values: Value,
+    /// The MSP id of every organization the run ever has, removed ones included.
+    msp_ids: HashMap<String, String>,
+    secrets: LinkSecrets,
+    documents: Vec<BackendValues>,
+    backend_chart: ChartVersion,
+    orchestrator_chart: ChartVersion,
+    /// Whether the releases carry their link values (after `link` or `deploy-linked`).
+    linked: bool,
+    /// The incoming secret each directed link's target stores, derived from the values orgmesh
+    /// installed and the chart's account mechanism (facts §3): a sync chart stores what the
+    /// values say, a create-only chart keeps the first secret it saw.
+    stored: HashMap<(String, String), Secret>,
+    /// The outgoing entries each organization's database holds, derived the same way: a
+    /// create-only chart keeps the entry of a removed organization, so the table still lists it.
+    stored_outgoing: std::collections::HashSet<(String, String)>,
+    /// Rotations the next verify checks, one per directed link: the secret before the first
+    /// rotation since the last verify, and the latest one.
+    pending: Vec<Rotated>,
+    /// Links of removed organizations the next verify checks: the secret the removed
+    /// organization presented to a remaining one must now be rejected.
+    revoked: Vec<Revoked>,
+}
+
+/// A link of a removed organization: `from` is gone, `to` remains.
+struct Revoked {
+    from: String,
+    to: String,
+    channel: String,
+    secret: Secret,
+}
+
+impl State {
+    /// The values an organization's release gets now.
+    fn values_of(&self, document: &BackendValues) -> Value {
+        if self.linked {
+            document.linked.clone()
+        } else {
+            document.unlinked()
+        }
+    }
+
+    /// Records what installing `organization` with the current values leaves in its database.
+    fn record_install(&mut self, organization: &str) {
+        let sync = self.backend_chart.account_sync() == AccountSync::Sync;
+        let faults = &self.scenario.faults;
+        let corrupted = faults
+            .iter()
+            .any(|f| matches!(&f.value, Fault::ChannelOnIncoming { at } if at == organization));
+        let entries: Vec<((String, String), Secret)> = self
+            .topology
+            .links
+            .iter()
+            .filter(|l| l.to == organization && self.linked && !corrupted)
+            .filter(|l| {
+                !faults.iter().any(|f| {
+                    matches!(&f.value, Fault::MissingIncoming { from, to } if *from == l.from && *to == l.to)
+                })
+            })
+            .filter_map(|l| {
+                let secret = self.secrets.link(&l.from, &l.to)?.clone();
+                Some(((l.from.clone(), l.to.clone()), secret))
+            })
+            .collect();
+        let outgoing: Vec<(String, String)> = self
+            .topology
+            .links_from(organization)
+            .filter(|_| self.linked)
+            .filter(|l| {
+                !faults.iter().any(|f| {
+                    matches!(&f.value, Fault::MissingOutgoing { from, to } if *from == l.from && *to == l.to)
+                })
+            })
+            .map(|l| (l.from.clone(), l.to.clone()))
+            .collect();
+        if sync {
+            // The sync commands delete every entry absent from the values.
+            self.stored.retain(|(_, to), _| to != organization);
+            self.stored.extend(entries);
+            self.stored_outgoing
+                .retain(|(from, _)| from != organization);
+        } else {
+            for (key, secret) in entries {
+                self.stored.entry(key).or_insert(secret);
+            }
+        }
+        self.stored_outgoing.extend(outgoing);
+    }
+
+    /// Forgets what an uninstalled organization's database held.
+    fn forget(&mut self, organization: &str) {
+        self.stored.retain(|(_, to), _| to != organization);
+        self.stored_outgoing
+            .retain(|(from, _)| from != organization);
+    }
+
+    /// Moves to the organizations present before step `index`: new topology, values and
+    /// orchestrator values. Returns whether the orchestrator's values changed.
+    fn advance(&mut self, context: &Context<'_>, index: usize) -> Result<bool, Error> {
+        let (scenario, topology) = Topology::before_step(context.scenario, index)
+            .map_err(|e| Error::infrastructure(e.to_string(), None))?;
+        let (documents, _) = values::backend_values(&scenario, &topology, &self.secrets, &|o| {
+            context.provider.profile(o)
+        });
+        let orchestrator_values = orchestrator_values(&scenario, context.provider);
+        let changed = orchestrator_values != self.orchestrator_values;
+        self.scenario = scenario;
+        self.topology = topology;
+        self.documents = documents;
+        self.orchestrator_values = orchestrator_values;
+        Ok(changed)
+    }
+
+    /// Each present organization's values as they would be installed now.
+    fn values_by_organization(&self) -> HashMap<String, Value> {
+        self.documents
+            .iter()
+            .map(|d| (d.organization.clone(), self.values_of(d)))
+            .collect()
+    }
+
+    /// The present organizations, other than `except`, whose values differ from `before`.
+    fn changed_since(&self, before: &HashMap<String, Value>, except: &str) -> Vec<String> {
+        self.documents
+            .iter()
+            .filter(|d| d.organization != except)
+            .filter(|d| before.get(&d.organization) != Some(&self.values_of(d)))
+            .map(|d| d.organization.clone())
+            .collect()
+    }
+}
+
+/// The orchestrator's values: the channels with their members, and the provider's layer.
+fn orchestrator_values(scenario: &Scenario, provider: &Provider) -> Value {
+    let mut document = values::orchestrator_values(scenario);
+    values::merge(&mut document, &provider.orchestrator_profile());
+    document
 }
 
 /// Runs a validated scenario and returns its report. Teardown always runs.
@@ -210,7 +356,12 @@ pub async fn run(
         ));
     }
     // Before anything is created: a host that cannot run the scenario is told what to fix.
-    let found = provider.preflight(scenario).await.map_err(|e| {
+    // Organizations added by a step are placed from the start: they need an address (and a
+    // namespace) before their step, and secrets for the links they will have.
+    let every = scenario.with_every_organization();
+    let every_topology = Topology::of_every_organization(scenario)
+        .map_err(|e| Error::infrastructure(e.to_string(), None))?;
+    let found = provider.preflight(&every).await.map_err(|e| {
         Error::infrastructure(
             format!("preflight failed: {e}"),
             Some("`orgmesh doctor SCENARIO` runs the same checks alone".into()),
@@ -224,7 +375,7 @@ pub async fn run(
         Fault::WrongSecret { from, to } => Some((from.as_str(), to.as_str())),
         _ => None,
     });
-    let secrets = LinkSecrets::generate(topology, wrong, options.secrets)
+    let secrets = LinkSecrets::generate(&every_topology, wrong, options.secrets)
         .map_err(|e| Error::infrastructure(e.to_string(), None))?;
 
     emit(Event::RunStarted {
@@ -238,6 +389,25 @@ pub async fn run(
     let _ = found;
     let mut phases = Vec::new();
     let mut checks = Vec::new();
+    let mut state = State {
+        scenario: scenario.clone(),
+        topology: topology.clone(),
+        orchestrator_values: Value::Null,
+        msp_ids: every
+            .organizations
+            .iter()
+            .map(|o| (o.name.clone(), o.msp_id.clone()))
+            .collect(),
+        secrets,
+        documents: Vec::new(),
+        backend_chart: scenario.charts.backend.version,
+        orchestrator_chart: scenario.charts.orchestrator.version,
+        linked: false,
+        stored: HashMap::new(),
+        stored_outgoing: std::collections::HashSet::new(),
+        pending: Vec::new(),
+        revoked: Vec::new(),
+    };
 
     // Everything from here on has teardown registered: the provider is the only resource.
     let outcome = async {
@@ -247,7 +417,7 @@ pub async fn run(
             total: scenario.clusters.len(),
         });
         let clusters = tokio::select! {
-            clusters = provider.up(scenario) => clusters.map_err(|e| {
+            clusters = provider.up(&every) => clusters.map_err(|e| {
                 Error::infrastructure(format!("bringing clusters up failed: {e}"), None)
             })?,
             // Dropping the creation stops it; teardown deletes whatever exists by then.
@@ -260,56 +430,34 @@ pub async fn run(
         phases.push(finish_phase("clusters", phase_started, emit));
 
         let (documents, warnings) =
-            values::backend_values(scenario, topology, &secrets, &|o| provider.profile(o));
+            values::backend_values(scenario, topology, &state.secrets, &|o| provider.profile(o));
         for message in warnings {
             emit(Event::Warning { message });
         }
-        let mut orchestrator_values = values::orchestrator_values(scenario);
-        values::merge(&mut orchestrator_values, &provider.orchestrator_profile());
+        let orchestrator_values = orchestrator_values(scenario, &provider);
         write_values(&values_dir, &documents, &orchestrator_values)?;
+        state.documents = documents;
+        state.orchestrator_values = orchestrator_values;
         let context = Context {
             scenario,
-            topology,
             provider: &provider,
-            documents: &documents,
-            orchestrator_values: &orchestrator_values,
             options,
             emit,
-            secrets: &secrets,
             run_dir: &run_dir,
         };
         let plan = Plan::new(scenario);
-        let mut verify_count = 0;
-        for step in &plan.steps {
+        for (index, (step, name)) in plan.steps.iter().zip(plan.phase_names()).enumerate() {
             if options.cancel.is_cancelled() {
                 return Err(Error::Interrupted);
             }
             let phase_started = Instant::now();
-            let name = match step {
-                Step::Verify => {
-                    verify_count += 1;
-                    if verify_count == 1 {
-                        "verify".to_owned()
-                    } else {
-                        format!("verify-{verify_count}")
-                    }
-                }
-                other => other.name().to_owned(),
-            };
-            emit(Event::PhaseStarted {
-                phase: name.clone(),
-                total: scenario.organizations.len(),
-            });
-            match step {
-                Step::Deploy { linked } => deploy(&context, *linked, Action::Install).await?,
-                Step::Link => deploy(&context, true, Action::Upgrade).await?,
-                Step::Verify => checks.extend(verify_all(&context).await?),
-            }
+            run_step(&context, &mut state, step, index, &name, &mut checks).await?;
             phases.push(finish_phase(&name, phase_started, emit));
         }
         Ok::<(), Error>(())
     }
     .await;
+    let secrets = state.secrets;
 
     let passed =
         outcome.is_ok() && checks.iter().all(|c: &CheckResult| c.passed) && !checks.is_empty();
@@ -431,36 +579,395 @@ fn write_reports(report: &Report, run_dir: &Path, options: &RunOptions) -> Resul
     Ok(())
 }
 
-/// Installs the orchestrator (on the first deploy), then every backend, at most `jobs` at a
-/// time; `linked` chooses the complete or the link-less values.
-async fn deploy(context: &Context<'_>, linked: bool, action: Action) -> Result<(), Error> {
-    let chart = context.scenario.charts.backend.version;
-    if action == Action::Install {
-        let install = context.provider.install_orchestrator(
-            context.scenario.charts.orchestrator.version,
-            context.orchestrator_values,
-        );
-        tokio::select! {
-            result = install => result.map_err(|e| {
-                Error::infrastructure(format!("installing the orchestrator failed: {e}"), None)
-            })?,
-            // Dropping the install kills helm; teardown removes what it left.
-            () = context.options.cancel.cancelled() => return Err(Error::Interrupted),
+/// Runs one step of the plan; `name` is its phase.
+async fn run_step(
+    context: &Context<'_>,
+    state: &mut State,
+    step: &Step,
+    index: usize,
+    name: &str,
+    checks: &mut Vec<CheckResult>,
+) -> Result<(), Error> {
+    let all: Vec<String> = state
+        .documents
+        .iter()
+        .map(|d| d.organization.clone())
+        .collect();
+    let started = |total: usize| {
+        (context.emit)(Event::PhaseStarted {
+            phase: name.to_owned(),
+            total,
+        });
+    };
+    match step {
+        Step::Deploy { linked } => {
+            started(all.len());
+            state.linked = *linked;
+            install_orchestrator(context, state, "installing").await?;
+            deploy(context, state, &all, Action::Install).await?;
+            for organization in &all {
+                state.record_install(organization);
+            }
+        }
+        Step::Link => {
+            started(all.len());
+            state.linked = true;
+            deploy(context, state, &all, Action::Upgrade).await?;
+            for organization in &all {
+                state.record_install(organization);
+            }
+        }
+        Step::Verify => {
+            started(all.len());
+            let mut found = verify_all(context, state).await?;
+            found.extend(verify_rotations(context, state).await?);
+            found.extend(verify_revoked(context, state).await?);
+            for check in &mut found {
+                check.step = name.to_owned();
+            }
+            checks.extend(found);
+        }
+        Step::RotateSecrets { links } => {
+            let links: Vec<(String, String)> = match links {
+                Some(links) => links.clone(),
+                None => state
+                    .topology
+                    .links
+                    .iter()
+                    .map(|l| (l.from.clone(), l.to.clone()))
+                    .collect(),
+            };
+            let before: Vec<Value> = state.documents.iter().map(|d| state.values_of(d)).collect();
+            let rotated = state
+                .secrets
+                .rotate(&links, context.options.secrets)
+                .map_err(|e| Error::infrastructure(e.to_string(), None))?;
+            for rotation in rotated {
+                match state
+                    .pending
+                    .iter_mut()
+                    .find(|p| p.from == rotation.from && p.to == rotation.to)
+                {
+                    Some(pending) => pending.new = rotation.new,
+                    None => state.pending.push(rotation),
+                }
+            }
+            state.advance(context, index)?;
+            // Only the organizations whose values changed are upgraded: one upgrade each.
+            let affected: Vec<String> = state
+                .documents
+                .iter()
+                .zip(&before)
+                .filter(|(document, before)| state.values_of(document) != **before)
+                .map(|(document, _)| document.organization.clone())
+                .collect();
+            started(affected.len());
+            write_step_values(context, state, name, &affected)?;
+            deploy(context, state, &affected, Action::Upgrade).await?;
+            for organization in &affected {
+                state.record_install(organization);
+            }
+        }
+        Step::UpgradeChart {
+            backend,
+            orchestrator,
+        } => {
+            let backends = if backend.is_some() { all.len() } else { 0 };
+            started(backends);
+            if let Some(version) = orchestrator {
+                state.orchestrator_chart = *version;
+                install_orchestrator(context, state, "upgrading").await?;
+            }
+            if let Some(version) = backend {
+                state.backend_chart = *version;
+                write_step_values(context, state, name, &all)?;
+                deploy(context, state, &all, Action::Upgrade).await?;
+                for organization in &all {
+                    state.record_install(organization);
+                }
+            }
+        }
+        Step::AddOrganization { organization } => {
+            let added = organization.name.as_str();
+            let before = state.values_by_organization();
+            let orchestrator_changed = state.advance(context, index + 1)?;
+            // Only the peers whose values change are upgraded: once each.
+            let peers = state.changed_since(&before, added);
+            started(1 + peers.len());
+            let mut written = peers.clone();
+            written.push(added.to_owned());
+            write_step_values(context, state, name, &written)?;
+            if orchestrator_changed {
+                install_orchestrator(context, state, "upgrading").await?;
+            }
+            deploy(context, state, &[added.to_owned()], Action::Install).await?;
+            deploy(context, state, &peers, Action::Upgrade).await?;
+            for organization in &written {
+                state.record_install(organization);
+            }
+        }
+        Step::RemoveOrganization { name: removed } => {
+            // What the removed organization could present to each peer before it left: the
+            // secret the peer stores (a create-only chart keeps the first one), else its values'.
+            let revoked: Vec<Revoked> = state
+                .topology
+                .links_from(removed)
+                .filter(|l| !l.is_self())
+                .filter_map(|link| {
+                    let key = (link.from.clone(), link.to.clone());
+                    let secret = state
+                        .stored
+                        .get(&key)
+                        .or_else(|| state.secrets.link(&link.from, &link.to))?;
+                    Some(Revoked {
+                        from: link.from.clone(),
+                        to: link.to.clone(),
+                        channel: link.channel.clone(),
+                        secret: secret.clone(),
+                    })
+                })
+                .collect();
+            let before = state.values_by_organization();
+            let orchestrator_changed = state.advance(context, index + 1)?;
+            let peers = state.changed_since(&before, removed);
+            started(1 + peers.len());
+            write_step_values(context, state, name, &peers)?;
+            uninstall(context, state, removed).await?;
+            state.forget(removed);
+            if orchestrator_changed {
+                install_orchestrator(context, state, "upgrading").await?;
+            }
+            deploy(context, state, &peers, Action::Upgrade).await?;
+            for organization in &peers {
+                state.record_install(organization);
+            }
+            state
+                .pending
+                .retain(|p| p.from != *removed && p.to != *removed);
+            state.revoked.retain(|r| r.to != *removed);
+            state.revoked.extend(revoked);
         }
     }
-    let results = futures::stream::iter(context.documents.iter())
+    Ok(())
+}
+
+/// `helm uninstall` of one organization's backend, with its events.
+async fn uninstall(context: &Context<'_>, state: &State, organization: &str) -> Result<(), Error> {
+    let started = Instant::now();
+    let action = Action::Uninstall;
+    (context.emit)(Event::OrganizationStarted {
+        organization: organization.to_owned(),
+        action,
+    });
+    let result = tokio::select! {
+        result = context.provider.uninstall_backend(organization) => result.map_err(|e| e.to_string()),
+        () = context.options.cancel.cancelled() => return Err(Error::Interrupted),
+    };
+    let outcome = match &result {
+        Ok(()) => Outcome::Done {
+            duration: started.elapsed(),
+        },
+        Err(message) => Outcome::Failed {
+            duration: started.elapsed(),
+            message: secrets::redact(message, &state.secrets),
+        },
+    };
+    (context.emit)(Event::OrganizationFinished {
+        organization: organization.to_owned(),
+        action,
+        outcome,
+    });
+    result.map_err(|message| {
+        Error::infrastructure(
+            format!(
+                "uninstalling the backend of {organization} failed: {}",
+                secrets::redact(&message, &state.secrets)
+            ),
+            None,
+        )
+    })
+}
+
+/// The revoked checks of the organizations removed since the last verify: each remaining
+/// former peer must reject the secret the removed organization presented to it.
+async fn verify_revoked(
+    context: &Context<'_>,
+    state: &mut State,
+) -> Result<Vec<CheckResult>, Error> {
+    let targets: Vec<RevokedTarget> = std::mem::take(&mut state.revoked)
+        .into_iter()
+        .filter_map(|revoked| {
+            let stored = state
+                .stored
+                .get(&(revoked.from.clone(), revoked.to.clone()));
+            Some(RevokedTarget {
+                from_msp: state
+                    .msp_ids
+                    .get(&revoked.from)
+                    .cloned()
+                    .unwrap_or_else(|| revoked.from.clone()),
+                to_address: context.provider.address(&revoked.to)?.to_owned(),
+                channel: revoked.channel,
+                expected: if stored == Some(&revoked.secret) {
+                    AuthOutcome::Accepted
+                } else {
+                    AuthOutcome::Rejected
+                },
+                from: revoked.from,
+                to: revoked.to,
+                secret: revoked.secret,
+            })
+        })
+        .collect();
+    let options = VerifyOptions {
+        deadline: Instant::now() + context.options.verify_timeout,
+        stable_attempts: 3,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(2),
+    };
+    let cancel = &context.options.cancel;
+    let options = &options;
+    let results: Vec<CheckResult> = futures::stream::iter(targets.iter())
+        .map(|target| check_revoked(target, options, cancel))
+        .buffered(context.options.jobs.max(1))
+        .collect()
+        .await;
+    if cancel.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
+    Ok(results)
+}
+
+/// The values a step upgrades organizations with, in `values/<phase>/`, for the record.
+fn write_step_values(
+    context: &Context<'_>,
+    state: &State,
+    phase: &str,
+    organizations: &[String],
+) -> Result<(), Error> {
+    let directory = context.run_dir.join("values").join(phase);
+    create_private_dir(&directory)?;
+    for document in state
+        .documents
+        .iter()
+        .filter(|d| organizations.contains(&d.organization))
+    {
+        write_private_file(
+            &directory.join(&document.file_name),
+            &yaml(&state.values_of(document))?,
+            false,
+        )?;
+    }
+    Ok(())
+}
+
+/// `helm upgrade --install` of the orchestrator with the state's chart and values.
+async fn install_orchestrator(
+    context: &Context<'_>,
+    state: &State,
+    verb: &str,
+) -> Result<(), Error> {
+    let install = context
+        .provider
+        .install_orchestrator(state.orchestrator_chart, &state.orchestrator_values);
+    tokio::select! {
+        result = install => result.map_err(|e| {
+            Error::infrastructure(format!("{verb} the orchestrator failed: {e}"), None)
+        }),
+        // Dropping the install kills helm; teardown removes what it left.
+        () = context.options.cancel.cancelled() => Err(Error::Interrupted),
+    }
+}
+
+/// The rotation checks of the secrets rotated since the last verify; afterwards none is pending.
+async fn verify_rotations(
+    context: &Context<'_>,
+    state: &mut State,
+) -> Result<Vec<CheckResult>, Error> {
+    let msp = |name: &str| {
+        state
+            .msp_ids
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| name.to_owned())
+    };
+    let targets: Vec<RotationTarget> = std::mem::take(&mut state.pending)
+        .into_iter()
+        .filter_map(|rotation| {
+            let link = state
+                .topology
+                .links
+                .iter()
+                .find(|l| l.from == rotation.from && l.to == rotation.to)?;
+            let stored = state
+                .stored
+                .get(&(rotation.from.clone(), rotation.to.clone()));
+            let outcome = |secret: &Secret| {
+                if stored == Some(secret) {
+                    AuthOutcome::Accepted
+                } else {
+                    AuthOutcome::Rejected
+                }
+            };
+            Some(RotationTarget {
+                from_msp: msp(&rotation.from),
+                to_address: context.provider.address(&rotation.to)?.to_owned(),
+                channel: link.channel.clone(),
+                expected: (outcome(&rotation.new), outcome(&rotation.old)),
+                from: rotation.from,
+                to: rotation.to,
+                old: rotation.old,
+                new: rotation.new,
+            })
+        })
+        .collect();
+    let options = VerifyOptions {
+        deadline: Instant::now() + context.options.verify_timeout,
+        stable_attempts: 3,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(2),
+    };
+    let cancel = &context.options.cancel;
+    let options = &options;
+    let results: Vec<CheckResult> = futures::stream::iter(targets.iter())
+        .map(|target| check_rotation(target, "", options, cancel))
+        .buffered(context.options.jobs.max(1))
+        .collect()
+        .await;
+    if cancel.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
+    Ok(results)
+}
+
+/// Installs or upgrades the backends of `organizations`, at most `jobs` at a time, with the
+/// values of the current state (linked or not).
+async fn deploy(
+    context: &Context<'_>,
+    state: &State,
+    organizations: &[String],
+    action: Action,
+) -> Result<(), Error> {
+    let chart = state.backend_chart;
+    let selected: Vec<&BackendValues> = state
+        .documents
+        .iter()
+        .filter(|d| organizations.contains(&d.organization))
+        .collect();
+    let secrets = &state.secrets;
+    let results = futures::stream::iter(selected)
         .take_while(|_| std::future::ready(!context.options.cancel.is_cancelled()))
         .map(|document| async move {
             let started = Instant::now();
             (context.emit)(Event::OrganizationStarted { organization: document.organization.clone(), action });
-            let values = if linked { document.linked.clone() } else { document.unlinked() };
+            let values = state.values_of(document);
             let result = tokio::select! {
                 result = context.provider.install_backend(&document.organization, chart, &values) => result.map_err(|e| e.to_string()),
                 () = context.options.cancel.cancelled() => Err("interrupted".to_owned()),
             };
             let outcome = match &result {
                 Ok(()) => Outcome::Done { duration: started.elapsed() },
-                Err(message) => Outcome::Failed { duration: started.elapsed(), message: secrets::redact(message, context.secrets) },
+                Err(message) => Outcome::Failed { duration: started.elapsed(), message: secrets::redact(message, secrets) },
             };
             (context.emit)(Event::OrganizationFinished { organization: document.organization.clone(), action, outcome });
             (document.organization.clone(), result)
@@ -474,7 +981,7 @@ async fn deploy(context: &Context<'_>, linked: bool, action: Action) -> Result<(
     for (organization, result) in &results {
         if result.is_err() {
             let directory = context.run_dir.join("diagnostics").join(organization);
-            write_provider_diagnostics(context, organization, &directory).await?;
+            write_provider_diagnostics(context, secrets, organization, &directory).await?;
         }
     }
     let failures: Vec<String> = results
@@ -482,7 +989,7 @@ async fn deploy(context: &Context<'_>, linked: bool, action: Action) -> Result<(
         .filter_map(|(organization, result)| {
             result
                 .err()
-                .map(|e| format!("{organization}: {}", secrets::redact(&e, context.secrets)))
+                .map(|e| format!("{organization}: {}", secrets::redact(&e, secrets)))
         })
         .collect();
     if failures.is_empty() {
@@ -511,8 +1018,8 @@ fn lowest_throttle(documents: &[BackendValues]) -> u32 {
 
 /// Verifies every organization's outgoing links; writes diagnostics for organizations with a
 /// failed check.
-async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
-    let scenario = context.scenario;
+async fn verify_all(context: &Context<'_>, state: &State) -> Result<Vec<CheckResult>, Error> {
+    let scenario = &state.scenario;
     let msp: HashMap<&str, &str> = scenario
         .organizations
         .iter()
@@ -532,7 +1039,7 @@ async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
         .map(|organization| Source {
             name: organization.name.clone(),
             cluster: organization.cluster.clone(),
-            targets: context
+            targets: state
                 .topology
                 .links_from(&organization.name)
                 .map(|link| Target {
@@ -543,12 +1050,13 @@ async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
                     expected: link.expected,
                     listed: !missing_outgoing.contains(&(link.from.as_str(), link.to.as_str())),
                 })
+                .chain(stale_targets(state, &organization.name))
                 .collect(),
         })
         .collect();
     let pacer = Pacer::new(
         scenario.clusters.iter().map(|c| c.name.as_str()),
-        lowest_throttle(context.documents),
+        lowest_throttle(&state.documents),
     );
     let options = VerifyOptions {
         deadline: Instant::now() + context.options.verify_timeout,
@@ -611,8 +1119,8 @@ async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
         if checks.iter().any(|c| !c.passed) {
             let relative = format!("diagnostics/{organization}/");
             let directory = context.run_dir.join(&relative);
-            write_diagnostics(&directory, &outputs, context.secrets)?;
-            write_provider_diagnostics(context, &organization, &directory).await?;
+            write_diagnostics(&directory, &outputs, &state.secrets)?;
+            write_provider_diagnostics(context, &state.secrets, &organization, &directory).await?;
             for check in checks.iter_mut().filter(|c| !c.passed) {
                 check.diagnostics = Some(relative.clone());
             }
@@ -622,10 +1130,36 @@ async fn verify_all(context: &Context<'_>) -> Result<Vec<CheckResult>, Error> {
     Ok(all)
 }
 
+/// The removed organizations an organization's database still lists as outgoing (a
+/// create-only chart never deletes entries, facts §3): its table shows them with the error of
+/// a backend that is gone, and the credential probe cannot reach them either.
+fn stale_targets(state: &State, organization: &str) -> Vec<Target> {
+    let mut stale: Vec<&String> = state
+        .stored_outgoing
+        .iter()
+        .filter(|(from, to)| from == organization && !state.topology.has_link(from, to))
+        .map(|(_, to)| to)
+        .collect();
+    stale.sort();
+    stale
+        .into_iter()
+        .map(|to| Target {
+            name: to.clone(),
+            msp_id: state.msp_ids.get(to).cloned().unwrap_or_else(|| to.clone()),
+            expected: crate::topology::Expected {
+                reach: crate::scenario::Reach::Error,
+                auth: AuthOutcome::Error,
+            },
+            listed: true,
+        })
+        .collect()
+}
+
 /// The provider's evidence for a failing organization (pods, events, logs, helm status),
 /// redacted, collected before teardown.
 async fn write_provider_diagnostics(
     context: &Context<'_>,
+    secrets: &LinkSecrets,
     organization: &str,
     directory: &Path,
 ) -> Result<(), Error> {
@@ -637,7 +1171,7 @@ async fn write_provider_diagnostics(
     for (name, content) in files {
         write_private_file(
             &directory.join(name),
-            &secrets::redact(&content, context.secrets),
+            &secrets::redact(&content, secrets),
             true,
         )?;
     }

@@ -95,6 +95,20 @@ fn generate(
 pub struct LinkSecrets {
     link: HashMap<(String, String), Secret>,
     wrong: HashMap<(String, String), Secret>,
+    /// Secrets replaced by [`LinkSecrets::rotate`]: no longer in any values file, but still
+    /// in a backend's database when the rotation did not take effect, and redacted all the same.
+    retired: Vec<Secret>,
+    /// How many rotations happened: each derives seeded secrets for a new purpose.
+    rotations: u32,
+}
+
+/// One directed link's secret before and after a rotation.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    pub from: String,
+    pub to: String,
+    pub old: Secret,
+    pub new: Secret,
 }
 
 impl LinkSecrets {
@@ -121,7 +135,37 @@ impl LinkSecrets {
         Ok(Self {
             link,
             wrong: decoys,
+            retired: Vec::new(),
+            rotations: 0,
         })
+    }
+
+    /// Gives each of `links` (directed, existing) a new secret and returns the old and new ones.
+    /// Links without a secret are skipped.
+    pub fn rotate(
+        &mut self,
+        links: &[(String, String)],
+        source: SecretSource,
+    ) -> Result<Vec<Rotated>, SecretsError> {
+        self.rotations += 1;
+        let purpose = format!("link-rotation-{}", self.rotations);
+        let mut rotated = Vec::with_capacity(links.len());
+        for (from, to) in links {
+            let key = (from.clone(), to.clone());
+            let Some(old) = self.link.get(&key).cloned() else {
+                continue;
+            };
+            let new = generate(source, from, to, &purpose)?;
+            self.link.insert(key, new.clone());
+            self.retired.push(old.clone());
+            rotated.push(Rotated {
+                from: from.clone(),
+                to: to.clone(),
+                old,
+                new,
+            });
+        }
+        Ok(rotated)
     }
 
     /// s(from→to): what `from` presents to `to`.
@@ -136,11 +180,14 @@ impl LinkSecrets {
 
     /// Every secret, for redaction and for tests that search outputs for them.
     pub fn all(&self) -> impl Iterator<Item = &Secret> {
-        self.link.values().chain(self.wrong.values())
+        self.link
+            .values()
+            .chain(self.wrong.values())
+            .chain(self.retired.iter())
     }
 
     pub fn len(&self) -> usize {
-        self.link.len() + self.wrong.len()
+        self.link.len() + self.wrong.len() + self.retired.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -236,6 +283,34 @@ mod tests {
     }
 
     #[test]
+    fn rotation_replaces_the_secret_and_still_redacts_the_old_one() {
+        let topology = Topology {
+            links: vec![crate::topology::Link {
+                from: "a".into(),
+                to: "b".into(),
+                channel: "c".into(),
+                expected: crate::topology::Expected::HEALTHY,
+            }],
+        };
+        let mut secrets = LinkSecrets::generate(&topology, [], SecretSource::Seeded(1)).unwrap();
+        let old = secrets.link("a", "b").unwrap().clone();
+        let rotated = secrets
+            .rotate(&[("a".into(), "b".into())], SecretSource::Seeded(1))
+            .unwrap();
+        assert_eq!(rotated.len(), 1);
+        assert_eq!(rotated[0].old, old);
+        assert_ne!(rotated[0].new, old);
+        assert_eq!(secrets.link("a", "b"), Some(&rotated[0].new));
+        let text = format!("{} {}", old.expose(), rotated[0].new.expose());
+        assert_eq!(redact(&text, &secrets), "<redacted> <redacted>");
+        // A second rotation derives yet another secret.
+        let again = secrets
+            .rotate(&[("a".into(), "b".into())], SecretSource::Seeded(1))
+            .unwrap();
+        assert_ne!(again[0].new, rotated[0].new);
+    }
+
+    #[test]
     fn debug_never_shows_the_secret() {
         let secret = generate(SecretSource::Seeded(3), "a", "b", "link").unwrap();
         assert!(!format!("{secret:?}").contains(secret.expose()));
@@ -249,6 +324,8 @@ mod tests {
                 generate(SecretSource::Seeded(1), "a", "b", "link").unwrap(),
             )]),
             wrong: HashMap::new(),
+            retired: Vec::new(),
+            rotations: 0,
         };
         let secret = secrets.link("a", "b").unwrap().expose().to_owned();
         let text = format!("x {secret} y abc{secret}ff");

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::scenario::{
     AuthOutcome, Fault, LinkMode, Position, Reach, Scenario, ScenarioDiagnostic, ScenarioErrors,
+    ScenarioStep,
 };
 
 /// One directed link: `from` presents a secret to `to`.
@@ -90,6 +91,41 @@ impl Expected {
     }
 }
 
+/// Every pair a `rotate-secrets` step names must be a link of the organizations present at
+/// that step.
+fn check_rotations(scenario: &Scenario) -> Result<(), ScenarioErrors> {
+    let file = scenario.file.display().to_string();
+    let mut diagnostics = Vec::new();
+    for (index, step) in scenario.steps.iter().enumerate() {
+        let ScenarioStep::RotateSecrets { links: Some(links) } = &step.value else {
+            continue;
+        };
+        let Ok(topology) = Topology::build_state(&scenario.before_step(index)) else {
+            continue;
+        };
+        // Both directions of a written pair are missing together: one error per pair.
+        let mut reported = HashSet::new();
+        for (from, to) in links {
+            let pair = (from.min(to), from.max(to));
+            if !topology.has_link(from, to) && reported.insert(pair) {
+                diagnostics.push(
+                    ScenarioDiagnostic::new(
+                        &file,
+                        step.position,
+                        format!("`rotate-secrets` names `{from}`→`{to}`, which is not a link of this scenario at this step"),
+                    )
+                    .with_hint("rotate pairs that `links` and `channels` link; `[a, a]` needs `links.self`"),
+                );
+            }
+        }
+    }
+    if diagnostics.is_empty() {
+        Ok(())
+    } else {
+        Err(ScenarioErrors { file, diagnostics })
+    }
+}
+
 /// The unordered pairs (A ≠ B) a scenario links, by organization index, without duplicates.
 fn linked_pairs(scenario: &Scenario) -> Vec<(usize, usize)> {
     let index: HashMap<&str, usize> = scenario
@@ -141,6 +177,30 @@ impl Topology {
     /// Derives the directed links and their expectations. Fails when a fault or an expectation
     /// names a link the scenario does not have.
     pub fn build(scenario: &Scenario) -> Result<Self, ScenarioErrors> {
+        let topology = Self::build_state(scenario)?;
+        check_rotations(scenario)?;
+        Ok(topology)
+    }
+
+    /// The topology of the organizations present before step `index` (see
+    /// [`Scenario::before_step`]), with the scenario of that state.
+    pub fn before_step(
+        scenario: &Scenario,
+        index: usize,
+    ) -> Result<(Scenario, Self), ScenarioErrors> {
+        let state = scenario.before_step(index);
+        let topology = Self::build_state(&state)?;
+        Ok((state, topology))
+    }
+
+    /// Every link the scenario ever has, declared and added organizations together: the links
+    /// that need a secret.
+    pub fn of_every_organization(scenario: &Scenario) -> Result<Self, ScenarioErrors> {
+        Self::build_state(&scenario.with_every_organization())
+    }
+
+    /// The links of one state and their expectations; steps are not looked at.
+    fn build_state(scenario: &Scenario) -> Result<Self, ScenarioErrors> {
         let organizations = &scenario.organizations;
         let count = organizations.len();
         // Outgoing peers per organization, as indices; sorted so that order follows the file.
@@ -305,6 +365,11 @@ impl Topology {
             diagnostics.sort_by_key(|d| (d.position.line, d.position.column));
             Err(ScenarioErrors { file, diagnostics })
         }
+    }
+
+    /// Whether `from`→`to` is a link.
+    pub fn has_link(&self, from: &str, to: &str) -> bool {
+        self.links.iter().any(|l| l.from == from && l.to == to)
     }
 
     /// The links from one organization, in order.

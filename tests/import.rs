@@ -170,7 +170,7 @@ async fn the_sim_reproduces_the_customer_network() {
         let healthy = match check.check {
             CheckKind::Reach => HEALTHY_REACH,
             CheckKind::Auth => HEALTHY_AUTH,
-            CheckKind::Complete => continue,
+            CheckKind::Complete | CheckKind::Rotation | CheckKind::Revoked => continue,
         };
         links.insert((check.from.clone(), check.to.clone()));
         if check.expected != healthy || check.observed != healthy {

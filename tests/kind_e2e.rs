@@ -831,3 +831,101 @@ async fn a_namespace_with_pods_orgmesh_did_not_make_is_refused() {
         "{stderr}"
     );
 }
+
+/// The qualification steps through the kind provider (issue acceptance 4): upgrades counted
+/// per organization from the fake helm's calls — a rotated pair upgrades its two
+/// organizations only, an added organization is installed and only its peers upgraded, a
+/// removed one is `helm uninstall`ed and only its former peers upgraded — and the rotation and
+/// revoked checks reach the backends from the harness through their node ports.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_qualification_steps_on_kind_upgrade_only_the_affected_organizations() {
+    let world = World::new(2, 228).await;
+    let run_dir = world.run_dir();
+    let scenario = world.work.path().join("steps.yaml");
+    std::fs::write(
+        &scenario,
+        "name: steps
+clusters:
+  cluster-1: {}
+  cluster-2: {}
+channels:
+  our-channel: [ingen, biotechnica, tyrell]
+  side-channel: [tyrell]
+organizations:
+  ingen: { cluster: cluster-1 }
+  biotechnica: { cluster: cluster-2 }
+  tyrell: { cluster: cluster-2 }
+steps:
+  - deploy
+  - link
+  - verify
+  - rotate-secrets: { links: [[ingen, biotechnica]] }
+  - verify
+  - add-organization: { name: cyberdyne, cluster: cluster-1, channels: [side-channel] }
+  - verify
+  - remove-organization: { name: ingen }
+  - verify
+",
+    )
+    .unwrap();
+    let output = world
+        .orgmesh(&[
+            "run",
+            scenario.to_str().unwrap(),
+            "--provider",
+            "kind",
+            "--seed",
+            "1",
+            "--run-dir",
+            run_dir.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let report = report(&run_dir);
+    assert!(report.passed);
+
+    let calls = world.calls();
+    let count = |command: &str, release: &str| {
+        calls
+            .iter()
+            .filter(|(t, a)| {
+                t == "helm"
+                    && a.get(1).map(String::as_str) == Some(command)
+                    && a.get(2).map(String::as_str) == Some(release)
+                    || t == "helm"
+                        && a.get(1).map(String::as_str) == Some(command)
+                        && a.get(3).map(String::as_str) == Some(release)
+            })
+            .count()
+    };
+    // install + link + rotation; + removal of ingen for biotechnica.
+    assert_eq!(count("upgrade", "backend-ingen"), 3, "{calls:?}");
+    assert_eq!(count("upgrade", "backend-biotechnica"), 4, "{calls:?}");
+    // install + link + cyberdyne joining its side channel; + ingen leaving.
+    assert_eq!(count("upgrade", "backend-tyrell"), 4, "{calls:?}");
+    // Installed once; ingen leaving does not concern it.
+    assert_eq!(count("upgrade", "backend-cyberdyne"), 1, "{calls:?}");
+    // Installed, then upgraded for each channel membership change.
+    assert_eq!(count("upgrade", "orchestrator"), 3, "{calls:?}");
+    assert_eq!(count("uninstall", "backend-ingen"), 1, "{calls:?}");
+
+    let kinds = |step: &str, kind: CheckKind| {
+        report
+            .checks
+            .iter()
+            .filter(|c| c.step == step && c.check == kind)
+            .map(|c| format!("{}→{} {}", c.from, c.to, c.observed))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        kinds("verify-2", CheckKind::Rotation),
+        [
+            "ingen→biotechnica new accepted, old rejected",
+            "biotechnica→ingen new accepted, old rejected"
+        ]
+    );
+    assert_eq!(
+        kinds("verify-4", CheckKind::Revoked),
+        ["ingen→biotechnica rejected", "ingen→tyrell rejected"]
+    );
+}

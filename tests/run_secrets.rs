@@ -5,7 +5,8 @@
 //! directories.
 //!
 //! Runs with a seed and with the OS generator both count: a seed must not change what is
-//! printed. The failing variants exist so that diagnostics are written and searched too.
+//! printed. `qualification` rotates secrets, so the retired secrets (still in the first values
+//! files) and the new ones (in `values/rotate-secrets*/`) are both searched for. The failing variants exist so that diagnostics are written and searched too.
 
 mod common;
 
@@ -57,16 +58,16 @@ fn secrets_in(directory: &Path) -> BTreeSet<String> {
 
 #[rstest]
 fn a_run_shows_no_secret_anywhere(
-    #[values("guide", "faults")] scenario: &str,
+    #[values("guide", "faults", "qualification")] scenario: &str,
     #[values(None, Some("5"))] seed: Option<&str>,
     #[values(false, true)] failing: bool,
 ) {
     let mut text = read_text(&package_root().join(format!("scenarios/{scenario}.yaml")));
     if failing {
-        text.push_str(if scenario == "guide" {
-            GUIDE_UNMET
-        } else {
+        text.push_str(if scenario == "faults" {
             FAULTS_UNMET
+        } else {
+            GUIDE_UNMET
         });
     }
     let copies = tempfile::tempdir().expect("a temporary directory");

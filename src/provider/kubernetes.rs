@@ -528,6 +528,35 @@ impl KubernetesProvider {
         Ok(())
     }
 
+    /// `helm uninstall` of one backend (waiting until its resources are gone); it is no
+    /// longer this run's to tear down.
+    pub async fn uninstall_backend(&self, organization: &str) -> Result<(), ProviderError> {
+        let placement =
+            self.organizations
+                .get(organization)
+                .ok_or_else(|| ProviderError::NotUp {
+                    organization: organization.to_owned(),
+                })?;
+        let cluster = self.cluster(&placement.cluster)?;
+        let command = helm::uninstall(
+            &placement.release,
+            &placement.namespace,
+            &cluster.kubeconfig,
+            cluster.context.as_deref(),
+        );
+        crate::process::run(&self.environment.apply(command), RELEASE_TIMEOUT)
+            .await
+            .map_err(|e| {
+                ProviderError::Refused(format!("uninstalling {} failed: {e}", placement.release))
+            })?;
+        lock(&self.installed).retain(|i| {
+            !(i.cluster == placement.cluster
+                && i.namespace == placement.namespace
+                && i.release == placement.release)
+        });
+        Ok(())
+    }
+
     fn server_selector(release: &str) -> String {
         format!(
             "app.kubernetes.io/name=substra-backend-server,app.kubernetes.io/instance={release}"

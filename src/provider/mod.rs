@@ -299,6 +299,14 @@ impl Provider {
         }
     }
 
+    /// `helm uninstall` of one backend: the organization leaves the network.
+    pub async fn uninstall_backend(&self, organization: &str) -> Result<(), ProviderError> {
+        match self {
+            Self::Sim(sim) => Ok(sim.network.uninstall_backend(organization).await?),
+            Self::Kubernetes(provider) => provider.uninstall_backend(organization).await,
+        }
+    }
+
     /// Runs `argv` in the organization's server container.
     pub async fn exec(
         &self,

@@ -64,6 +64,8 @@ pub enum Action {
     Upgrade,
     /// Reading its outgoing table and probing its credentials.
     Verify,
+    /// `helm uninstall` of its release (`remove-organization`).
+    Uninstall,
 }
 
 impl fmt::Display for Action {
@@ -72,6 +74,7 @@ impl fmt::Display for Action {
             Self::Install => "install",
             Self::Upgrade => "upgrade",
             Self::Verify => "verify",
+            Self::Uninstall => "uninstall",
         })
     }
 }

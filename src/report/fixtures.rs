@@ -8,6 +8,8 @@ pub fn healthy(check: CheckKind, from: &str, to: &str) -> CheckResult {
     let value = match check {
         CheckKind::Reach => "200",
         CheckKind::Auth => "accepted",
+        CheckKind::Rotation => super::model::HEALTHY_ROTATION,
+        CheckKind::Revoked => "rejected",
         CheckKind::Complete => "",
     };
     observed(check, from, to, value, value)
@@ -22,6 +24,7 @@ pub fn observed(
     observed: &str,
 ) -> CheckResult {
     CheckResult {
+        step: "verify".to_owned(),
         check,
         from: from.to_owned(),
         to: to.to_owned(),

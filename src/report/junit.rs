@@ -1,9 +1,11 @@
 //! `junit.xml`, built from the report tree so CI systems show one test case per check and
 //! directed link, e.g. `auth ingen→biotechnica`, next to the harness's own tests.
 //!
-//! Layout: one testsuite per run, named after the scenario; the check kind is the classname
-//! so CI can group reach, auth and complete; suite properties carry the provider, run id,
-//! chart versions and one `phase.<name>.duration_ms` per phase.
+//! Layout: one testsuite per verify step, in the order they ran: the first (`verify`) named
+//! after the scenario, later ones `<scenario>.<step>` (`ingen-biotechnica.verify-2`); the check
+//! kind is the classname so CI can group reach, auth, complete and rotation; every suite's
+//! properties carry its step, the provider, run id, chart versions and one
+//! `phase.<name>.duration_ms` per phase.
 
 use std::path::Path;
 use std::time::Duration;
@@ -15,26 +17,51 @@ use super::model::{CheckResult, Report};
 
 /// The report as JUnit XML.
 pub fn to_junit_xml(report: &Report) -> Result<String, ReportError> {
-    let mut suite = TestSuite::new(report.scenario.as_str());
-    suite.set_time(report.duration());
-    suite.add_properties([
-        Property::new("provider", report.provider.as_str()),
-        Property::new("run_id", report.run_id.as_str()),
-        Property::new("started_at", report.started_at.as_str()),
-        Property::new("chart.backend", report.charts.backend.as_str()),
-        Property::new("chart.orchestrator", report.charts.orchestrator.as_str()),
-    ]);
-    suite.add_properties(report.phases.iter().map(|phase| {
-        Property::new(
-            format!("phase.{}.duration_ms", phase.name),
-            phase.duration_ms.to_string(),
-        )
-    }));
-    suite.add_test_cases(report.checks.iter().map(test_case));
-
+    // The verify steps in the order their checks appear; a report without checks still has
+    // the first suite, so CI sees the run.
+    let mut steps: Vec<&str> = Vec::new();
+    for check in &report.checks {
+        if !steps.contains(&check.step.as_str()) {
+            steps.push(check.step.as_str());
+        }
+    }
+    if steps.is_empty() {
+        steps.push("verify");
+    }
     let mut junit = quick_junit::Report::new("orgmesh");
     junit.set_time(report.duration());
-    junit.add_test_suite(suite);
+    for step in steps {
+        let name = if step == "verify" {
+            report.scenario.clone()
+        } else {
+            format!("{}.{step}", report.scenario)
+        };
+        let mut suite = TestSuite::new(name);
+        let phase = report.phases.iter().find(|phase| phase.name == step);
+        suite.set_time(phase.map_or(report.duration(), |p| Duration::from_millis(p.duration_ms)));
+        suite.add_properties([
+            Property::new("step", step),
+            Property::new("provider", report.provider.as_str()),
+            Property::new("run_id", report.run_id.as_str()),
+            Property::new("started_at", report.started_at.as_str()),
+            Property::new("chart.backend", report.charts.backend.as_str()),
+            Property::new("chart.orchestrator", report.charts.orchestrator.as_str()),
+        ]);
+        suite.add_properties(report.phases.iter().map(|phase| {
+            Property::new(
+                format!("phase.{}.duration_ms", phase.name),
+                phase.duration_ms.to_string(),
+            )
+        }));
+        suite.add_test_cases(
+            report
+                .checks
+                .iter()
+                .filter(|check| check.step == step)
+                .map(test_case),
+        );
+        junit.add_test_suite(suite);
+    }
     junit
         .to_string()
         .map_err(|source| ReportError::Junit { source })
@@ -92,6 +119,22 @@ mod tests {
         assert_eq!(xml.matches("<testcase ").count(), report.checks.len());
         assert!(xml.contains(r#"name="complete ingen""#));
         assert!(xml.contains(r#"<property name="phase.deploy.duration_ms" value="1250"/>"#));
+    }
+
+    #[test]
+    fn one_test_suite_per_verify_step() {
+        let mut report = fixtures::two_organizations();
+        let mut later = report.checks.clone();
+        for check in &mut later {
+            check.step = "verify-2".into();
+        }
+        report.checks.extend(later);
+        let xml = to_junit_xml(&report).unwrap();
+        assert_eq!(xml.matches("<testsuite ").count(), 2);
+        assert!(xml.contains(r#"<testsuite name="two-organizations""#));
+        assert!(xml.contains(r#"<testsuite name="two-organizations.verify-2""#));
+        assert!(xml.contains(r#"<property name="step" value="verify-2"/>"#));
+        assert_eq!(xml.matches("<testcase ").count(), report.checks.len());
     }
 
     #[test]

@@ -26,7 +26,8 @@ pub use events::{Action, Event, Outcome};
 pub use json::{from_json, to_json, write_json};
 pub use junit::{to_junit_xml, write_junit};
 pub use model::{
-    Charts, CheckKind, CheckResult, HEALTHY_AUTH, HEALTHY_REACH, Phase, Report, rfc3339,
+    Charts, CheckKind, CheckResult, HEALTHY_AUTH, HEALTHY_REACH, HEALTHY_ROTATION, Phase, Report,
+    rfc3339,
 };
 pub use progress::{Progress, ProgressMode};
 pub use terminal::{Style, format_duration, render_failures, render_summary};

@@ -47,6 +47,10 @@ pub struct Phase {
 /// The outcome of one check on one directed link (or, for `complete`, one organization).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CheckResult {
+    /// The verify phase that made the check: `verify`, `verify-2`... (see
+    /// [`crate::plan::Plan::phase_names`]).
+    #[serde(default = "default_step")]
+    pub step: String,
     pub check: CheckKind,
     /// The organization the check ran from (its name, not its MSP id).
     pub from: String,
@@ -68,7 +72,12 @@ pub struct CheckResult {
     pub diagnostics: Option<String>,
 }
 
-/// The three things verified (design §4).
+/// The phase of reports written before checks named their step.
+fn default_step() -> String {
+    "verify".to_owned()
+}
+
+/// The things verified (design §4).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckKind {
@@ -78,12 +87,20 @@ pub enum CheckKind {
     Auth,
     /// The outgoing table lists exactly the expected peers.
     Complete,
+    /// After `rotate-secrets`, from the harness: the peer accepts the new secret and rejects
+    /// the old one (or, on charts that only create accounts, the reverse).
+    Rotation,
+    /// After `remove-organization`, from the harness: a remaining former peer rejects the
+    /// secret the removed organization presented to it.
+    Revoked,
 }
 
 /// The `expected` value of a reach check on a healthy link.
 pub const HEALTHY_REACH: &str = "200";
 /// The `expected` value of an auth check on a healthy link.
 pub const HEALTHY_AUTH: &str = "accepted";
+/// The `expected` value of a rotation check when the rotation takes effect.
+pub const HEALTHY_ROTATION: &str = "new accepted, old rejected";
 
 impl CheckKind {
     /// The lowercase name used in `report.json`, JUnit and the terminal.
@@ -92,6 +109,8 @@ impl CheckKind {
             Self::Reach => "reach",
             Self::Auth => "auth",
             Self::Complete => "complete",
+            Self::Rotation => "rotation",
+            Self::Revoked => "revoked",
         }
     }
 }
@@ -108,7 +127,7 @@ impl CheckResult {
     pub fn name(&self) -> String {
         match self.check {
             CheckKind::Complete => format!("{} {}", self.check, self.from),
-            CheckKind::Reach | CheckKind::Auth => {
+            CheckKind::Reach | CheckKind::Auth | CheckKind::Rotation | CheckKind::Revoked => {
                 format!("{} {}→{}", self.check, self.from, self.to)
             }
         }
@@ -121,6 +140,8 @@ impl CheckResult {
         match self.check {
             CheckKind::Reach => self.expected != HEALTHY_REACH,
             CheckKind::Auth => self.expected != HEALTHY_AUTH,
+            CheckKind::Rotation => self.expected != HEALTHY_ROTATION,
+            CheckKind::Revoked => self.expected != "rejected",
             CheckKind::Complete => false,
         }
     }

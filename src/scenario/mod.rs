@@ -11,7 +11,7 @@ pub use diagnostic::{Position, ScenarioDiagnostic, ScenarioErrors};
 pub use model::{AuthOutcome, LinkMode, ProviderName, StepName};
 pub use validate::{
     Channel, Chart, ChartSource, Charts, Cluster, Expectation, Fault, Links, Located, Organization,
-    Reach, Scenario,
+    Reach, Scenario, ScenarioStep,
 };
 
 use std::path::Path;

@@ -55,8 +55,8 @@ pub struct RawScenario {
     /// Which organizations are linked.
     pub links: Option<RawLinks>,
     /// What the run does, in order. Default `[deploy, link, verify]`.
-    #[schemars(with = "Option<Vec<StepName>>")]
-    pub steps: Option<Vec<Spanned<StepName>>>,
+    #[schemars(with = "Option<Vec<StepSchema>>")]
+    pub steps: Option<Vec<Spanned<RawStep>>>,
     /// Misconfigurations and outages to reproduce.
     #[schemars(with = "Option<Vec<RawFault>>")]
     pub faults: Option<Vec<Spanned<RawFault>>>,
@@ -181,8 +181,213 @@ pub enum StepName {
     Link,
     /// Install every release with its link values (the guide's "at deployment time").
     DeployLinked,
-    /// Check every directed link.
+    /// Check every directed link (and, after `rotate-secrets`, the rotated secrets).
     Verify,
+    /// New secrets for every directed link, one upgrade per organization whose values change.
+    RotateSecrets,
+}
+
+/// The names a step may have, for "unknown step" errors.
+const STEP_NAMES: &[&str] = &[
+    "deploy",
+    "link",
+    "deploy-linked",
+    "verify",
+    "rotate-secrets",
+    "upgrade-chart",
+    "add-organization",
+    "remove-organization",
+];
+
+/// The steps that take arguments, written as a map with one key.
+const STEPS_WITH_ARGUMENTS: &[&str] = &[
+    "rotate-secrets",
+    "upgrade-chart",
+    "add-organization",
+    "remove-organization",
+];
+
+/// A step as written: a name, or a map with one key for the steps that take arguments.
+///
+/// Deserialized by hand rather than `untagged`, so that the arguments are read in place:
+/// their positions survive and `deny_unknown_fields` errors point at the offending key.
+#[derive(Debug, Clone)]
+pub enum RawStep {
+    /// `deploy`, `link`, `deploy-linked`, `verify`, `rotate-secrets`.
+    Name(StepName),
+    /// `{rotate-secrets: {links: [[a, b]]}}`.
+    RotateSecrets(RawRotateSecrets),
+    /// `{upgrade-chart: {backend: X.Y.Z, orchestrator: X.Y.Z}}`.
+    UpgradeChart(RawUpgradeChart),
+    /// `{add-organization: {name, cluster, channels, mspId}}`.
+    AddOrganization(RawAddOrganization),
+    /// `{remove-organization: {name}}`.
+    RemoveOrganization(RawRemoveOrganization),
+}
+
+impl<'de> Deserialize<'de> for RawStep {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{self, IntoDeserializer as _};
+
+        struct StepVisitor;
+
+        impl<'de> de::Visitor<'de> for StepVisitor {
+            type Value = RawStep;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str(
+                    "a step name such as `verify`, or a map with one key such as `rotate-secrets: {links: [[a, b]]}`",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<RawStep, E> {
+                match value {
+                    "upgrade-chart" => {
+                        return Err(E::custom(
+                            "`upgrade-chart` needs the versions to upgrade to: `{upgrade-chart: {backend: 26.15.3}}`",
+                        ));
+                    }
+                    "add-organization" | "remove-organization" => {
+                        return Err(E::custom(format!(
+                            "`{value}` needs the organization: `{{{value}: {{name: NAME, ...}}}}`"
+                        )));
+                    }
+                    _ => {}
+                }
+                StepName::deserialize(value.into_deserializer())
+                    .map(RawStep::Name)
+                    .map_err(|_: de::value::Error| E::unknown_variant(value, STEP_NAMES))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<RawStep, A::Error> {
+                let Some(key) = map.next_key::<String>()? else {
+                    return Err(de::Error::custom(
+                        "a step map needs one key, e.g. `rotate-secrets`",
+                    ));
+                };
+                let step = match key.as_str() {
+                    "rotate-secrets" => RawStep::RotateSecrets(map.next_value()?),
+                    "upgrade-chart" => RawStep::UpgradeChart(map.next_value()?),
+                    "add-organization" => RawStep::AddOrganization(map.next_value()?),
+                    "remove-organization" => RawStep::RemoveOrganization(map.next_value()?),
+                    other if STEP_NAMES.contains(&other) => {
+                        return Err(de::Error::custom(format!(
+                            "`{other}` takes no arguments; write it as a plain name"
+                        )));
+                    }
+                    other => {
+                        return Err(de::Error::unknown_variant(other, STEPS_WITH_ARGUMENTS));
+                    }
+                };
+                if map.next_key::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom(
+                        "a step map has exactly one key; write each step as its own list item",
+                    ));
+                }
+                Ok(step)
+            }
+        }
+
+        deserializer.deserialize_any(StepVisitor)
+    }
+}
+
+/// The JSON Schema of a step (the hand-written `Deserialize` of [`RawStep`] has no derive).
+#[derive(JsonSchema)]
+#[serde(untagged)]
+#[expect(dead_code, reason = "only its schema is used")]
+enum StepSchema {
+    Name(StepName),
+    RotateSecrets(RotateSecretsStep),
+    UpgradeChart(UpgradeChartStep),
+    AddOrganization(AddOrganizationStep),
+    RemoveOrganization(RemoveOrganizationStep),
+}
+
+/// `{add-organization: {...}}`, for the schema.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "only its schema is used")]
+struct AddOrganizationStep {
+    #[serde(rename = "add-organization")]
+    add_organization: RawAddOrganization,
+}
+
+/// `{remove-organization: {...}}`, for the schema.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "only its schema is used")]
+struct RemoveOrganizationStep {
+    #[serde(rename = "remove-organization")]
+    remove_organization: RawRemoveOrganization,
+}
+
+/// An organization that joins during the run: installed, linked to the peers its channels
+/// give it, which are upgraded once each; the orchestrator learns its channel membership.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAddOrganization {
+    /// A DNS-1123 label no other organization of the scenario has.
+    #[schemars(with = "String")]
+    pub name: Name,
+    /// The cluster it runs in; default the cluster named after it.
+    #[schemars(with = "Option<String>")]
+    pub cluster: Option<Name>,
+    /// The channels it joins; each must be declared under `channels`.
+    #[schemars(with = "Vec<String>")]
+    pub channels: Vec<Name>,
+    /// Its MSP id; default its name.
+    #[serde(rename = "mspId")]
+    #[schemars(with = "Option<String>")]
+    pub msp_id: Option<Name>,
+}
+
+/// An organization that leaves during the run: uninstalled; its peers are upgraded without it.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemoveOrganization {
+    #[schemars(with = "String")]
+    pub name: Name,
+}
+
+/// `{rotate-secrets: {...}}`, for the schema.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "only its schema is used")]
+struct RotateSecretsStep {
+    #[serde(rename = "rotate-secrets")]
+    rotate_secrets: RawRotateSecrets,
+}
+
+/// `{upgrade-chart: {...}}`, for the schema.
+#[derive(JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[expect(dead_code, reason = "only its schema is used")]
+struct UpgradeChartStep {
+    #[serde(rename = "upgrade-chart")]
+    upgrade_chart: RawUpgradeChart,
+}
+
+/// Which links get new secrets.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRotateSecrets {
+    /// Unordered pairs: both directed links of each get new secrets; `[a, a]` is a self link.
+    /// Default: every link.
+    #[schemars(with = "Option<Vec<[String; 2]>>")]
+    pub links: Option<Vec<Spanned<Vec<Name>>>>,
+}
+
+/// The chart versions to upgrade to; the link values stay the same.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpgradeChart {
+    /// The substra-backend chart version, `MAJOR.MINOR.PATCH`.
+    #[schemars(with = "Option<String>")]
+    pub backend: Option<Spanned<String>>,
+    /// The orchestrator chart version, `MAJOR.MINOR.PATCH`.
+    #[schemars(with = "Option<String>")]
+    pub orchestrator: Option<Spanned<String>>,
 }
 
 /// A fault to reproduce (DESIGN §4).

@@ -14,7 +14,7 @@ use serde_saphyr::Spanned;
 
 use super::diagnostic::{Position, ScenarioDiagnostic, ScenarioErrors};
 use super::model::{
-    AuthOutcome, LinkMode, Name, ProviderName, RawChart, RawFault, RawReach, RawScenario,
+    AuthOutcome, LinkMode, Name, ProviderName, RawChart, RawFault, RawReach, RawScenario, RawStep,
     ReachWord, StepName,
 };
 use crate::charts::{self, ChartVersion};
@@ -43,9 +43,36 @@ pub struct Scenario {
     pub channels: Vec<Channel>,
     pub organizations: Vec<Organization>,
     pub links: Links,
-    pub steps: Vec<StepName>,
+    pub steps: Vec<Located<ScenarioStep>>,
     pub faults: Vec<Located<Fault>>,
     pub expectations: Vec<Located<Expectation>>,
+}
+
+/// One validated step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScenarioStep {
+    Deploy,
+    DeployLinked,
+    Link,
+    Verify,
+    /// New secrets for these directed links (both directions of each written pair, `(a, a)`
+    /// for a self link); `None` for every link.
+    RotateSecrets {
+        links: Option<Vec<(String, String)>>,
+    },
+    /// Upgrade releases to these chart versions with the same link values.
+    UpgradeChart {
+        backend: Option<ChartVersion>,
+        orchestrator: Option<ChartVersion>,
+    },
+    /// Install a new organization, a member of `organization.channels`.
+    AddOrganization {
+        organization: Organization,
+    },
+    /// Uninstall an organization.
+    RemoveOrganization {
+        name: String,
+    },
 }
 
 /// A value and where it was written, for diagnostics found after validation.
@@ -150,6 +177,68 @@ pub struct Expectation {
 impl Scenario {
     pub fn organization(&self, name: &str) -> Option<&Organization> {
         self.organizations.iter().find(|o| o.name == name)
+    }
+
+    /// The organizations added by `add-organization` steps, in step order.
+    pub fn added_organizations(&self) -> impl Iterator<Item = &Organization> {
+        self.steps.iter().filter_map(|step| match &step.value {
+            ScenarioStep::AddOrganization { organization } => Some(organization),
+            _ => None,
+        })
+    }
+
+    /// The scenario with every organization it ever has, declared and added, each a member of
+    /// its channels: what a provider places before the first step, so that an added
+    /// organization has an address (and a namespace) when its step comes.
+    pub fn with_every_organization(&self) -> Self {
+        let mut every = self.clone();
+        for organization in self.added_organizations() {
+            every.join(organization.clone());
+        }
+        every
+    }
+
+    /// The organizations, channel members, faults and expectations in effect before step
+    /// `index` runs (after steps `0..index`): added organizations joined, removed ones gone,
+    /// with the faults and expectations that name them.
+    pub fn before_step(&self, index: usize) -> Self {
+        let mut state = self.clone();
+        for step in self.steps.iter().take(index) {
+            match &step.value {
+                ScenarioStep::AddOrganization { organization } => state.join(organization.clone()),
+                ScenarioStep::RemoveOrganization { name } => {
+                    state.organizations.retain(|o| o.name != *name);
+                    for channel in &mut state.channels {
+                        channel.members.retain(|m| m != name);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let present: HashSet<String> = state.organizations.iter().map(|o| o.name.clone()).collect();
+        let is_present = |name: &String| present.contains(name);
+        state.faults.retain(|fault| match &fault.value {
+            Fault::WrongSecret { from, to }
+            | Fault::MissingIncoming { from, to }
+            | Fault::MissingOutgoing { from, to } => is_present(from) && is_present(to),
+            Fault::ChannelOnIncoming { at } => is_present(at),
+            Fault::Partition { .. } | Fault::ClusterDown { .. } => true,
+        });
+        state
+            .expectations
+            .retain(|e| is_present(&e.value.from) && is_present(&e.value.to));
+        state
+    }
+
+    fn join(&mut self, organization: Organization) {
+        for channel in &mut self.channels {
+            if organization.channels.contains(&channel.name)
+                && !channel.members.contains(&organization.name)
+            {
+                channel.members.push(organization.name.clone());
+            }
+        }
+        self.organizations.push(organization);
     }
 }
 
@@ -630,12 +719,35 @@ fn check(checker: &mut Checker<'_>, file: &Path, raw: RawScenario) -> Scenario {
         .collect();
 
     // Steps.
-    let steps: Vec<StepName> = match &raw.steps {
+    let mut roster = Roster {
+        present: organizations.iter().map(|o| o.name.clone()).collect(),
+        known: organizations.iter().map(|o| o.name.clone()).collect(),
+        msp_ids: msp_ids.keys().cloned().collect(),
+        clusters: cluster_names.iter().map(|c| (*c).to_owned()).collect(),
+        channels: channels.iter().map(|c| c.name.clone()).collect(),
+    };
+    let steps: Vec<Located<ScenarioStep>> = match &raw.steps {
         Some(steps) => {
             check_steps(checker, steps);
-            steps.iter().map(|s| s.value).collect()
+            steps
+                .iter()
+                .map(|step| Located {
+                    value: validate_step(checker, step, &mut roster),
+                    position: Position::of(&step.referenced),
+                })
+                .collect()
         }
-        None => vec![StepName::Deploy, StepName::Link, StepName::Verify],
+        None => [
+            ScenarioStep::Deploy,
+            ScenarioStep::Link,
+            ScenarioStep::Verify,
+        ]
+        .into_iter()
+        .map(|value| Located {
+            value,
+            position: Position::START,
+        })
+        .collect(),
     };
 
     let faults = raw
@@ -881,7 +993,7 @@ fn check_chart(
     }
 }
 
-fn check_steps(checker: &mut Checker<'_>, steps: &[Spanned<StepName>]) {
+fn check_steps(checker: &mut Checker<'_>, steps: &[Spanned<RawStep>]) {
     let Some(first) = steps.first() else {
         checker.error(
             Position::START,
@@ -890,7 +1002,13 @@ fn check_steps(checker: &mut Checker<'_>, steps: &[Spanned<StepName>]) {
         );
         return;
     };
-    if !matches!(first.value, StepName::Deploy | StepName::DeployLinked) {
+    let is_install = |step: &RawStep| {
+        matches!(
+            step,
+            RawStep::Name(StepName::Deploy | StepName::DeployLinked)
+        )
+    };
+    if !is_install(&first.value) {
         checker.at(
             first,
             "the first step must install the releases".into(),
@@ -899,20 +1017,239 @@ fn check_steps(checker: &mut Checker<'_>, steps: &[Spanned<StepName>]) {
     }
     let mut deployed = false;
     for step in steps {
-        match step.value {
-            StepName::Deploy | StepName::DeployLinked => {
-                if deployed {
-                    checker.at(
-                        step,
-                        "the releases are installed twice".into(),
-                        "use `deploy` or `deploy-linked` once, at the start".into(),
-                    );
-                }
-                deployed = true;
+        if is_install(&step.value) {
+            if deployed {
+                checker.at(
+                    step,
+                    "the releases are installed twice".into(),
+                    "use `deploy` or `deploy-linked` once, at the start".into(),
+                );
             }
-            StepName::Link | StepName::Verify => {}
+            deployed = true;
         }
     }
+}
+
+/// What the steps validated so far leave: the organizations present, and every name, MSP id,
+/// cluster and channel an added organization must respect.
+struct Roster {
+    /// The organizations present before the step, in order.
+    present: Vec<String>,
+    /// Every organization name declared or added: a name is never reused.
+    known: HashSet<String>,
+    msp_ids: HashSet<String>,
+    clusters: HashSet<String>,
+    channels: HashSet<String>,
+}
+
+/// One step's arguments: organizations that exist at that point, pairs of two, versions that
+/// parse, added organizations as strict as declared ones. Whether a rotated pair is a link is
+/// the topology's to say.
+fn validate_step(
+    checker: &mut Checker<'_>,
+    step: &Spanned<RawStep>,
+    roster: &mut Roster,
+) -> ScenarioStep {
+    let present: HashSet<&str> = roster.present.iter().map(String::as_str).collect();
+    let organization_names = &present;
+    match &step.value {
+        RawStep::Name(StepName::Deploy) => ScenarioStep::Deploy,
+        RawStep::Name(StepName::DeployLinked) => ScenarioStep::DeployLinked,
+        RawStep::Name(StepName::Link) => ScenarioStep::Link,
+        RawStep::Name(StepName::Verify) => ScenarioStep::Verify,
+        RawStep::Name(StepName::RotateSecrets) => ScenarioStep::RotateSecrets { links: None },
+        RawStep::RotateSecrets(rotate) => {
+            let Some(pairs) = &rotate.links else {
+                return ScenarioStep::RotateSecrets { links: None };
+            };
+            if pairs.is_empty() {
+                checker.at(
+                    step,
+                    "`rotate-secrets.links` is empty, so nothing would be rotated".into(),
+                    "list pairs such as `[[ingen, biotechnica]]`, or write `rotate-secrets` for every link".into(),
+                );
+            }
+            let mut links = Vec::new();
+            for pair in pairs {
+                let [a, b] = pair.value.as_slice() else {
+                    checker.at(
+                        pair,
+                        format!(
+                            "a pair has two organizations; this one has {}",
+                            pair.value.len()
+                        ),
+                        "write `[a, b]`, or `[a, a]` for a self link".into(),
+                    );
+                    continue;
+                };
+                let mut known = true;
+                for name in [a, b] {
+                    if !organization_names.contains(name.value.as_str()) {
+                        known = false;
+                        checker.at(
+                            name,
+                            format!("`{}` is not a declared organization", name.value),
+                            format!(
+                                "rotate links between organizations present at this step ({})",
+                                sorted(organization_names)
+                            ),
+                        );
+                    }
+                }
+                if known {
+                    links.push((a.value.clone(), b.value.clone()));
+                    if a.value != b.value {
+                        links.push((b.value.clone(), a.value.clone()));
+                    }
+                }
+            }
+            ScenarioStep::RotateSecrets { links: Some(links) }
+        }
+        RawStep::UpgradeChart(upgrade) => {
+            if upgrade.backend.is_none() && upgrade.orchestrator.is_none() {
+                checker.at(
+                    step,
+                    "`upgrade-chart` names no chart to upgrade".into(),
+                    "give `backend: X.Y.Z`, `orchestrator: X.Y.Z` or both".into(),
+                );
+            }
+            let mut version = |text: &Option<Spanned<String>>, is_backend: bool| {
+                let text = text.as_ref()?;
+                match text.value.parse::<ChartVersion>() {
+                    Ok(version) => {
+                        if is_backend && version < ChartVersion::OLDEST_SUPPORTED_BACKEND {
+                            checker.at(
+                                text,
+                                format!("backend chart {version} predates the migrations Job and `incomingOrganizations`"),
+                                format!("use a backend chart of at least {}", ChartVersion::OLDEST_SUPPORTED_BACKEND),
+                            );
+                        }
+                        Some(version)
+                    }
+                    Err(error) => {
+                        checker.at(text, error.to_string(), "e.g. `backend: 26.15.3`".into());
+                        None
+                    }
+                }
+            };
+            let backend = version(&upgrade.backend, true);
+            let orchestrator = version(&upgrade.orchestrator, false);
+            ScenarioStep::UpgradeChart {
+                backend,
+                orchestrator,
+            }
+        }
+        RawStep::AddOrganization(add) => {
+            let name = &add.name;
+            checker.label(name, "organization", MAX_ORGANIZATION_NAME);
+            if roster.known.contains(&name.value) {
+                checker.at(
+                    name,
+                    format!("an organization named `{}` already exists in this scenario", name.value),
+                    "give the added organization a name of its own; a removed organization's name is not reused".into(),
+                );
+            }
+            let cluster = add.cluster.as_ref().map_or(name, |c| c);
+            if !roster.clusters.contains(&cluster.value) {
+                let mut clusters: Vec<&str> = roster.clusters.iter().map(String::as_str).collect();
+                clusters.sort_unstable();
+                checker.at(
+                    cluster,
+                    format!(
+                        "cluster `{}` is not a cluster of this scenario",
+                        cluster.value
+                    ),
+                    format!("add `cluster: NAME` naming one of: {}", clusters.join(", ")),
+                );
+            }
+            if add.channels.is_empty() {
+                checker.at(
+                    name,
+                    format!("the added organization `{}` joins no channel", name.value),
+                    "a backend registers with the orchestrator per channel; add `channels: [NAME]`"
+                        .into(),
+                );
+            }
+            for channel in &add.channels {
+                if !roster.channels.contains(&channel.value) {
+                    let mut channels: Vec<&str> =
+                        roster.channels.iter().map(String::as_str).collect();
+                    channels.sort_unstable();
+                    checker.at(
+                        channel,
+                        format!("channel `{}` is not declared", channel.value),
+                        format!("declared channels: {}", channels.join(", ")),
+                    );
+                }
+            }
+            let msp_id = match &add.msp_id {
+                Some(msp_id) => {
+                    let value = &msp_id.value;
+                    if value.is_empty()
+                        || value.contains(':')
+                        || value.chars().any(|c| c.is_whitespace() || c.is_control())
+                    {
+                        checker.at(
+                            msp_id,
+                            format!("MSP id `{}` is not valid", value.escape_debug()),
+                            "an MSP id is non-empty and has no `:` or whitespace".into(),
+                        );
+                    }
+                    value.clone()
+                }
+                None => name.value.clone(),
+            };
+            // A duplicated name is reported once, not again as its default MSP id.
+            if !roster.known.contains(&name.value) && !roster.msp_ids.insert(msp_id.clone()) {
+                checker.at(
+                    add.msp_id.as_ref().unwrap_or(name),
+                    format!("another organization already has the MSP id `{msp_id}`"),
+                    "give the added organization a distinct `mspId`".into(),
+                );
+            }
+            roster.known.insert(name.value.clone());
+            roster.present.push(name.value.clone());
+            ScenarioStep::AddOrganization {
+                organization: Organization {
+                    name: name.value.clone(),
+                    msp_id,
+                    cluster: cluster.value.clone(),
+                    channels: add.channels.iter().map(|c| c.value.clone()).collect(),
+                    address: None,
+                    values: serde_json::Value::Null,
+                },
+            }
+        }
+        RawStep::RemoveOrganization(remove) => {
+            let name = &remove.name;
+            if !organization_names.contains(name.value.as_str()) {
+                checker.at(
+                    name,
+                    format!(
+                        "`{}` is not an organization present at this step",
+                        name.value
+                    ),
+                    format!("remove one of: {}", sorted(organization_names)),
+                );
+            } else if roster.present.len() == 1 {
+                checker.at(
+                    name,
+                    format!("removing `{}` would leave no organization", name.value),
+                    "keep at least one organization to verify".into(),
+                );
+            }
+            roster.present.retain(|o| *o != name.value);
+            ScenarioStep::RemoveOrganization {
+                name: name.value.clone(),
+            }
+        }
+    }
+}
+
+fn sorted(names: &HashSet<&str>) -> String {
+    let mut names: Vec<&str> = names.iter().copied().collect();
+    names.sort_unstable();
+    names.join(", ")
 }
 
 impl std::fmt::Display for Reach {

@@ -7,6 +7,8 @@
 pub mod observe;
 pub mod poll;
 pub mod probe;
+pub mod rotation;
 pub mod table;
 
 pub use poll::{LastOutputs, Pacer, Source, Target, VerifyOptions, verify_source};
+pub use rotation::{RevokedTarget, RotationTarget, check_revoked, check_rotation, rotation_text};

@@ -176,6 +176,8 @@ impl Tracker {
             detail = Some(format!("not settled before the verify timeout: {reason}"));
         }
         CheckResult {
+            // The runner names the verify phase; one source is verified the same way in each.
+            step: String::new(),
             check: self.kind,
             from: from.to_owned(),
             to: self.to,

@@ -1285,25 +1285,38 @@ async fn helm_uninstall(
 ) -> Response {
     let namespace = query.get("namespace").cloned().unwrap_or_default();
     let release = query.get("release").cloned().unwrap_or_default();
-    let mut objects = shared.objects();
-    if objects
-        .releases
-        .remove(&(namespace.clone(), release.clone()))
-        .is_none()
-    {
-        return text_response(
-            StatusCode::NOT_FOUND,
-            format!("uninstall: Release not loaded: {release}: release: not found"),
-        );
-    }
-    let owned = |(object_namespace, _): &(String, String), owner: &str| {
-        *object_namespace == namespace && owner == release
+    let refused = {
+        let mut objects = shared.objects();
+        if objects
+            .releases
+            .remove(&(namespace.clone(), release.clone()))
+            .is_none()
+        {
+            Some(text_response(
+                StatusCode::NOT_FOUND,
+                format!("uninstall: Release not loaded: {release}: release: not found"),
+            ))
+        } else {
+            let owned = |(object_namespace, _): &(String, String), owner: &str| {
+                *object_namespace == namespace && owner == release
+            };
+            objects
+                .deployments
+                .retain(|key, (owner, _)| !owned(key, owner));
+            objects.jobs.retain(|key, (owner, _)| !owned(key, owner));
+            objects.pods.retain(|key, fake| !owned(key, &fake.release));
+            None
+        }
     };
-    objects
-        .deployments
-        .retain(|key, (owner, _)| !owned(key, owner));
-    objects.jobs.retain(|key, (owner, _)| !owned(key, owner));
-    objects.pods.retain(|key, fake| !owned(key, &fake.release));
+    if let Some(response) = refused {
+        return response;
+    }
+    // A backend's pods are a simulator organization: uninstalling stops serving it.
+    let organization = release.strip_prefix("backend-").unwrap_or_default();
+    let is_bound = shared.objects().bound.contains(organization);
+    if is_bound {
+        let _ = shared.network.uninstall_backend(organization).await;
+    }
     json_response(
         StatusCode::OK,
         &json!({"release": release, "namespace": namespace, "status": "uninstalled"}),

@@ -58,6 +58,8 @@ struct Inner {
     partitions: RwLock<HashSet<(Ipv4Addr, Ipv4Addr)>>,
     shutdown: watch::Sender<bool>,
     servers: Mutex<Vec<JoinHandle<()>>>,
+    /// Each organization's listener task, to stop serving it on uninstall.
+    listeners: Mutex<std::collections::HashMap<String, tokio::task::AbortHandle>>,
     request_permits: Arc<Semaphore>,
 }
 
@@ -87,6 +89,7 @@ impl SimNetwork {
                 partitions: RwLock::new(HashSet::new()),
                 shutdown,
                 servers: Mutex::new(Vec::new()),
+                listeners: Mutex::new(std::collections::HashMap::new()),
                 request_permits: Arc::new(Semaphore::new(CONCURRENT_REQUESTS)),
             }),
         }
@@ -162,6 +165,11 @@ impl SimNetwork {
             organizations.insert(organization.to_owned(), Arc::clone(&state));
         }
         let server = tokio::spawn(serve(listener, state, self.inner.shutdown.subscribe()));
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(organization.to_owned(), server.abort_handle());
         self.inner
             .servers
             .lock()
@@ -262,6 +270,28 @@ impl SimNetwork {
                     reason,
                 })?;
         }
+        Ok(())
+    }
+
+    /// `helm uninstall` of one backend: its server stops listening (peers that still list it
+    /// get a connection error), its database is gone. Its registrations stay with the
+    /// orchestrator, as a real orchestrator keeps them. The organization stays known, so
+    /// `exec` in it fails with [`SimError::NotInstalled`].
+    pub async fn uninstall_backend(&self, organization: &str) -> Result<(), SimError> {
+        let state = self.organization(organization)?;
+        let listener = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(organization);
+        if let Some(listener) = listener {
+            listener.abort();
+        }
+        let mut backend = state.state_mut();
+        backend.installed = None;
+        backend.accounts = Default::default();
+        backend.subscriptions.clear();
         Ok(())
     }
 
