@@ -139,6 +139,7 @@ pub fn render_summary(report: &Report, style: Style) -> String {
             let _ = writeln!(output, "\n{LEGEND}");
         }
     }
+    render_steps(&mut output, report);
 
     let incomplete: Vec<&CheckResult> = report
         .failed_checks()
@@ -435,6 +436,61 @@ fn cell(check: Option<&CheckResult>) -> (&'static str, Option<Paint>) {
     }
 }
 
+/// A grid cell over every verify step: a failure in any step shows, then a detected fault,
+/// so a multi-step run's grid cannot hide a later step's failure behind an earlier pass.
+fn step_cell(
+    report: &Report,
+    kind: CheckKind,
+    row: &str,
+    column: &str,
+) -> (&'static str, Option<Paint>) {
+    let matching = report
+        .checks
+        .iter()
+        .filter(|check| check.check == kind && check.from == row && check.to == column);
+    let mut shown = cell(None);
+    for check in matching {
+        let candidate = cell(Some(check));
+        let rank = |text: &str| match text {
+            "FAIL" => 3,
+            "ok*" => 2,
+            "ok" => 1,
+            _ => 0,
+        };
+        if rank(candidate.0) > rank(shown.0) {
+            shown = candidate;
+        }
+    }
+    shown
+}
+
+/// One line per verify step when a run has several: how many of its checks met their
+/// expectation.
+fn render_steps(output: &mut String, report: &Report) {
+    let mut steps: Vec<&str> = Vec::new();
+    for check in &report.checks {
+        if !steps.contains(&check.step.as_str()) {
+            steps.push(check.step.as_str());
+        }
+    }
+    if steps.len() < 2 {
+        return;
+    }
+    let _ = writeln!(
+        output,
+        "\nper verify step (the grids combine them; a failure in any step shows):"
+    );
+    for step in steps {
+        let checks: Vec<&CheckResult> = report.checks.iter().filter(|c| c.step == step).collect();
+        let met = checks.iter().filter(|c| c.passed).count();
+        let _ = writeln!(
+            output,
+            "  {step}: {met} of {} checks met their expectation",
+            checks.len()
+        );
+    }
+}
+
 fn render_grid(
     output: &mut String,
     report: &Report,
@@ -471,7 +527,7 @@ fn render_grid(
         let mut line = format!("  {row_label}{}", " ".repeat(row_width - width(row_label)));
         let last = columns.len().saturating_sub(1);
         for (index, (column, column_width)) in columns.iter().zip(&widths).enumerate() {
-            let (text, paint) = cell(report.check(kind, row, column));
+            let (text, paint) = step_cell(report, kind, row, column);
             line.push_str("  ");
             line.push_str(&match paint {
                 Some(paint) => style.paint(paint, text),
@@ -578,6 +634,28 @@ mod tests {
     use super::*;
     use crate::report::fixtures;
     use rstest::rstest;
+
+    #[test]
+    fn a_later_steps_failure_shows_in_the_combined_grid() {
+        let mut report = fixtures::two_organizations();
+        let mut later = fixtures::healthy(CheckKind::Auth, "ingen", "biotechnica");
+        later.step = "verify-2".into();
+        later.passed = false;
+        later.observed = "rejected".into();
+        report.checks.push(later);
+        report.passed = false;
+        let summary = render_summary(&report, Style::plain());
+        let auth_grid = summary.split("auth (").nth(1).unwrap_or_default();
+        let ingen_row = auth_grid
+            .lines()
+            .find(|l| l.starts_with("  ingen "))
+            .unwrap_or_default();
+        assert!(ingen_row.contains("FAIL"), "{summary}");
+        assert!(
+            summary.contains("verify-2: 0 of 1 checks met their expectation"),
+            "{summary}"
+        );
+    }
 
     #[test]
     fn two_organizations_passing() {
