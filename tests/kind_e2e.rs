@@ -839,7 +839,7 @@ async fn a_namespace_with_pods_orgmesh_did_not_make_is_refused() {
 /// revoked checks reach the backends from the harness through their node ports.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_qualification_steps_on_kind_upgrade_only_the_affected_organizations() {
-    let world = World::new(2, 228).await;
+    let world = World::new(2, 234).await;
     let run_dir = world.run_dir();
     let scenario = world.work.path().join("steps.yaml");
     std::fs::write(
@@ -907,6 +907,19 @@ steps:
     assert_eq!(count("upgrade", "backend-cyberdyne"), 1, "{calls:?}");
     // Installed, then upgraded for each channel membership change.
     assert_eq!(count("upgrade", "orchestrator"), 3, "{calls:?}");
+    // Each orchestrator upgrade is followed by a rollout restart: its channel ConfigMap is
+    // mounted by subPath and never refreshed otherwise.
+    let restarts = world
+        .clusters
+        .iter()
+        .flat_map(FakeCluster::requests)
+        .filter(|r| {
+            r.starts_with(
+                "PATCH /apis/apps/v1/namespaces/orchestrator/deployments/orchestrator-server",
+            )
+        })
+        .count();
+    assert_eq!(restarts, 2, "one restart per orchestrator upgrade");
     assert_eq!(count("uninstall", "backend-ingen"), 1, "{calls:?}");
 
     let kinds = |step: &str, kind: CheckKind| {

@@ -80,6 +80,14 @@ pub enum KubeError {
     },
     #[error("no node of context `{context}` has an InternalIP address")]
     NoNodeAddress { context: String },
+    #[error("cannot restart deployment {namespace}/{name} in context `{context}`")]
+    RestartDeployment {
+        context: String,
+        namespace: String,
+        name: String,
+        #[source]
+        source: ::kube::Error,
+    },
     #[error("cannot read deployment {namespace}/{name} in context `{context}`")]
     GetDeployment {
         context: String,
@@ -638,6 +646,22 @@ impl KubeCluster {
             timeout,
             progress,
         })
+    }
+
+    /// Restarts a Deployment's pods, as `kubectl rollout restart` does (a new pod-template
+    /// annotation). Callers wait for the rollout with [`Self::wait_deployment`].
+    pub async fn restart_deployment(&self, namespace: &str, name: &str) -> Result<(), KubeError> {
+        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        deployments
+            .restart(name)
+            .await
+            .map(|_| ())
+            .map_err(|source| KubeError::RestartDeployment {
+                context: self.context.clone(),
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                source,
+            })
     }
 
     /// Waits for a Job to be Complete; fails as soon as it is Failed, with the condition's

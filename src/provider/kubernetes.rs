@@ -33,6 +33,8 @@ pub enum Flavor {
 
 /// How long a helm install or upgrade may take (`--timeout`), and the waits after it.
 pub const RELEASE_TIMEOUT: Duration = Duration::from_secs(600);
+/// The orchestrator chart's Deployment for release `orchestrator` (`<release>-server`).
+pub const ORCHESTRATOR_DEPLOYMENT: &str = "orchestrator-server";
 /// How long loading one image into one kind cluster may take.
 pub const IMAGE_LOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long one exec in a server container may take.
@@ -491,9 +493,25 @@ impl KubernetesProvider {
         )
         .await?;
         let cluster = self.cluster(&self.orchestrator_cluster)?;
+        let upgraded = lock(&self.revisions)
+            .get(ORCHESTRATOR_RELEASE)
+            .is_some_and(|revision| *revision > 1);
+        if upgraded {
+            // The chart mounts its channel ConfigMap by subPath, which is never refreshed, and
+            // its checksum annotation does not cover it (facts §1): without a restart the
+            // orchestrator keeps the old channel membership.
+            cluster
+                .kube
+                .restart_deployment(ORCHESTRATOR_RELEASE, ORCHESTRATOR_DEPLOYMENT)
+                .await?;
+        }
         cluster
             .kube
-            .wait_deployment(ORCHESTRATOR_RELEASE, "orchestrator-server", RELEASE_TIMEOUT)
+            .wait_deployment(
+                ORCHESTRATOR_RELEASE,
+                ORCHESTRATOR_DEPLOYMENT,
+                RELEASE_TIMEOUT,
+            )
             .await?;
         Ok(())
     }

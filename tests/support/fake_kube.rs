@@ -144,7 +144,7 @@ impl FakeCluster {
             .route("/api/v1/namespaces/{namespace}", get(get_namespace))
             .route(
                 "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
-                get(get_deployment),
+                get(get_deployment).patch(patch_deployment),
             )
             .route(
                 "/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
@@ -423,6 +423,20 @@ async fn get_namespace(
 }
 
 async fn get_deployment(
+    State(shared): State<Arc<Shared>>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Response {
+    let objects = shared.objects();
+    match objects.deployments.get(&(namespace, name.clone())) {
+        Some((_, deployment)) => json_response(StatusCode::OK, &to_json(deployment)),
+        None => not_found("deployments.apps", &name),
+    }
+}
+
+/// `kubectl rollout restart` (a pod-template annotation patch): the fake's pods are the
+/// simulator's, which need no restart, so the Deployment is returned unchanged; the request
+/// log shows that it was asked.
+async fn patch_deployment(
     State(shared): State<Arc<Shared>>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
