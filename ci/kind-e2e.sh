@@ -34,8 +34,8 @@ if [ "$(cat /proc/sys/fs/inotify/max_user_watches)" -lt 524288 ]; then
 fi
 
 cargo build --release --locked
-./target/release/orgmesh doctor scenarios/guide.yaml --provider kind
+./target/release/orgmesh doctor ci/guide-kind.yaml
 status=0
-./target/release/orgmesh run scenarios/guide.yaml --provider kind --run-dir "$RUN_DIR" --timeout 15m || status=$?
+./target/release/orgmesh run ci/guide-kind.yaml --run-dir "$RUN_DIR" --timeout 15m || status=$?
 echo "orgmesh exited with $status; reports in $RUN_DIR"
 exit "$status"

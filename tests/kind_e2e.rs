@@ -769,7 +769,7 @@ async fn images_are_preloaded_into_every_cluster_and_subchart_images_overridden(
     std::fs::write(
         &scenario,
         format!(
-            "{guide}images: [ghcr.io/substra/substra-backend:1.0.1]\ncharts:\n  backend:\n    version: 26.15.3\n    images: {{ postgresql: docker.io/bitnamilegacy/postgresql }}\n"
+            "{guide}images: [ghcr.io/substra/substra-backend:1.0.1]\ncharts:\n  backend:\n    version: 26.15.3\n    images: {{ postgresql: bitnamilegacy/postgresql }}\n"
         ),
     )
     .unwrap();
@@ -804,7 +804,7 @@ async fn images_are_preloaded_into_every_cluster_and_subchart_images_overridden(
     let values =
         std::fs::read_to_string(run_dir.join("values/releases/backend-ingen-1.yaml")).unwrap();
     assert!(
-        values.contains("repository: docker.io/bitnamilegacy/postgresql"),
+        values.contains("repository: bitnamilegacy/postgresql"),
         "{values}"
     );
 }

@@ -1,4 +1,5 @@
-//! The guide's two organizations on REAL kind clusters with the real charts. Needs Docker,
+//! The guide's two organizations on REAL kind clusters with the real charts (`ci/guide-kind.yaml`:
+//! the guide with the Bitnami subchart images moved to bitnamilegacy). Needs Docker,
 //! kind, helm and network access for images and charts, so it is ignored by default and run
 //! by `ci/kind-e2e.sh`'s workflow: `cargo test --locked --test kind_real -- --ignored`.
 
@@ -11,15 +12,7 @@ fn the_guide_links_on_real_kind() {
     let run_dir = work.path().join("run");
     let output = assert_cmd::Command::cargo_bin("orgmesh")
         .expect("the binary is built")
-        .args([
-            "run",
-            "scenarios/guide.yaml",
-            "--provider",
-            "kind",
-            "--timeout",
-            "15m",
-            "--run-dir",
-        ])
+        .args(["run", "ci/guide-kind.yaml", "--timeout", "15m", "--run-dir"])
         .arg(&run_dir)
         .env("NO_COLOR", "1")
         .timeout(Duration::from_secs(45 * 60))

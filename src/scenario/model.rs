@@ -95,7 +95,7 @@ pub struct RawChart {
     #[schemars(with = "Option<String>")]
     pub path: Option<Spanned<String>>,
     /// Backend only: image repositories for the Bitnami subcharts, e.g. when a registry
-    /// moved its tags (`docker.io/bitnamilegacy/postgresql`).
+    /// moved its tags: `bitnamilegacy/postgresql` (the subcharts prefix their `image.registry`, docker.io).
     #[schemars(with = "Option<RawSubchartImages>")]
     pub images: Option<Spanned<RawSubchartImages>>,
 }
