@@ -819,12 +819,7 @@ async fn verify_revoked(
             })
         })
         .collect();
-    let options = VerifyOptions {
-        deadline: Instant::now() + context.options.verify_timeout,
-        stable_attempts: 3,
-        initial_backoff: Duration::from_millis(100),
-        max_backoff: Duration::from_secs(2),
-    };
+    let options = verify_options(context);
     let cancel = &context.options.cancel;
     let options = &options;
     let results: Vec<CheckResult> = futures::stream::iter(targets.iter())
@@ -921,12 +916,7 @@ async fn verify_rotations(
             })
         })
         .collect();
-    let options = VerifyOptions {
-        deadline: Instant::now() + context.options.verify_timeout,
-        stable_attempts: 3,
-        initial_backoff: Duration::from_millis(100),
-        max_backoff: Duration::from_secs(2),
-    };
+    let options = verify_options(context);
     let cancel = &context.options.cancel;
     let options = &options;
     let results: Vec<CheckResult> = futures::stream::iter(targets.iter())
@@ -1002,6 +992,17 @@ async fn deploy(
     }
 }
 
+/// How a verify step polls: its budget starts now; a mismatch seen three times in a row is
+/// final; pauses start at 100 ms and double up to 2 s.
+fn verify_options(context: &Context<'_>) -> VerifyOptions {
+    VerifyOptions {
+        deadline: Instant::now() + context.options.verify_timeout,
+        stable_attempts: 3,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(2),
+    }
+}
+
 /// The lowest anonymous throttle among the organizations (`config.DEFAULT_THROTTLE_RATES`).
 fn lowest_throttle(documents: &[BackendValues]) -> u32 {
     documents
@@ -1058,12 +1059,7 @@ async fn verify_all(context: &Context<'_>, state: &State) -> Result<Vec<CheckRes
         scenario.clusters.iter().map(|c| c.name.as_str()),
         lowest_throttle(&state.documents),
     );
-    let options = VerifyOptions {
-        deadline: Instant::now() + context.options.verify_timeout,
-        stable_attempts: 3,
-        initial_backoff: Duration::from_millis(100),
-        max_backoff: Duration::from_secs(2),
-    };
+    let options = verify_options(context);
     let cancel = &context.options.cancel;
     let pacer = &pacer;
     let options = &options;

@@ -722,15 +722,11 @@ async fn existing_clusters_are_used_as_they_are_and_only_this_runs_releases_are_
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_namespace_holding_a_foreign_release_is_refused() {
-    let world = World::new(2, 228).await;
-    let (status, body) = world.clusters[1]
-        .request("POST", "/orgmesh-fake/helm/upgrade?namespace=biotechnica&release=legacy-backend&chart=substra-backend&version=26.15.3", "organizationName: legacy\nserver:\n  service:\n    nodePort: 30899\n")
-        .await;
-    assert!(status == 200 || status == 500, "{body}");
-    let kubeconfig = two_context_kubeconfig(&world);
-    let scenario = existing_scenario(&world, &kubeconfig);
+/// Runs the two-context existing scenario, which must be refused as an infrastructure error
+/// (exit 3); returns its stderr.
+async fn refused_existing_run(world: &World) -> String {
+    let kubeconfig = two_context_kubeconfig(world);
+    let scenario = existing_scenario(world, &kubeconfig);
     let run_dir = world.run_dir();
     let output = world
         .orgmesh(&[
@@ -740,8 +736,18 @@ async fn a_namespace_holding_a_foreign_release_is_refused() {
             run_dir.to_str().unwrap(),
         ])
         .await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namespace_holding_a_foreign_release_is_refused() {
+    let world = World::new(2, 228).await;
+    let (status, body) = world.clusters[1]
+        .request("POST", "/orgmesh-fake/helm/upgrade?namespace=biotechnica&release=legacy-backend&chart=substra-backend&version=26.15.3", "organizationName: legacy\nserver:\n  service:\n    nodePort: 30899\n")
+        .await;
+    assert!(status == 200 || status == 500, "{body}");
+    let stderr = refused_existing_run(&world).await;
     assert!(
         stderr.contains("namespace `biotechnica` already holds release `legacy-backend`"),
         "{stderr}"
@@ -813,19 +819,7 @@ async fn images_are_preloaded_into_every_cluster_and_subchart_images_overridden(
 async fn a_namespace_with_pods_orgmesh_did_not_make_is_refused() {
     let world = World::new(2, 232).await;
     world.clusters[0].add_pod("ingen", "someones-app-7d9f", &[("app", "someones-app")]);
-    let kubeconfig = two_context_kubeconfig(&world);
-    let scenario = existing_scenario(&world, &kubeconfig);
-    let run_dir = world.run_dir();
-    let output = world
-        .orgmesh(&[
-            "run",
-            scenario.to_str().unwrap(),
-            "--run-dir",
-            run_dir.to_str().unwrap(),
-        ])
-        .await;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let stderr = refused_existing_run(&world).await;
     assert!(
         stderr.contains("namespace `ingen` is not empty (pod `someones-app-7d9f`"),
         "{stderr}"

@@ -436,15 +436,8 @@ async fn get_deployment(
 /// `kubectl rollout restart` (a pod-template annotation patch): the fake's pods are the
 /// simulator's, which need no restart, so the Deployment is returned unchanged; the request
 /// log shows that it was asked.
-async fn patch_deployment(
-    State(shared): State<Arc<Shared>>,
-    Path((namespace, name)): Path<(String, String)>,
-) -> Response {
-    let objects = shared.objects();
-    match objects.deployments.get(&(namespace, name.clone())) {
-        Some((_, deployment)) => json_response(StatusCode::OK, &to_json(deployment)),
-        None => not_found("deployments.apps", &name),
-    }
+async fn patch_deployment(state: State<Arc<Shared>>, path: Path<(String, String)>) -> Response {
+    get_deployment(state, path).await
 }
 
 async fn get_job(
