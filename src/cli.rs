@@ -87,11 +87,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Build orgmesh's simulator image locally (FROM scratch + this binary + its libraries).
+    Image {
+        #[command(subcommand)]
+        action: ImageAction,
+    },
     /// Print a scenario that reproduces a network and its defects from its values files.
     Import {
         #[arg(required = true, value_name = "VALUES_FILE")]
         files: Vec<PathBuf>,
     },
+}
+
+/// `orgmesh image` actions.
+#[derive(Debug, Subcommand)]
+pub enum ImageAction {
+    /// Build the image and print its reference.
+    Build,
 }
 
 /// `orgmesh run` as typed.
@@ -198,6 +210,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Down { run, all } => return block_on(down(run, all)),
         Command::Lint { files, json } => return crate::lint::lint_command(&files, json),
         Command::Import { files } => return crate::import::import_command(&files),
+        Command::Image {
+            action: ImageAction::Build,
+        } => return block_on(build_image()),
     };
     match result {
         Ok(()) => exit_codes::OK,
@@ -543,5 +558,21 @@ async fn down(run: Option<String>, all: bool) -> Result<i32, Error> {
         if names.len() == 1 { "" } else { "s" },
         names.join(", ")
     );
+    Ok(exit_codes::OK)
+}
+
+async fn build_image() -> Result<i32, Error> {
+    let reference = crate::image::build(&crate::process::Environment::inherit())
+        .await
+        .map_err(|e| {
+            let detail = std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            Error::infrastructure(
+                format!("{e}{detail}"),
+                Some("the image needs a running Docker engine (`docker info`)".into()),
+            )
+        })?;
+    println!("{reference}");
     Ok(exit_codes::OK)
 }

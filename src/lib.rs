@@ -13,6 +13,7 @@ pub mod charts;
 pub mod cli;
 pub mod deploy;
 pub mod error;
+pub mod image;
 pub mod import;
 pub mod lint;
 pub mod plan;

@@ -1,0 +1,142 @@
+//! The container image of orgmesh's own simulator, built locally: there is no registry to pull
+//! from, so the image is `FROM scratch` plus this very binary and the shared libraries it
+//! loads (found with `ldd`). Container isolation (one container per scenario cluster on a
+//! run-private Docker network) runs it; `orgmesh image build` builds it ahead of time.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::process::{self, Command, Environment, ProcessError};
+
+/// The image's repository; the tag is the crate version.
+pub const IMAGE_REPOSITORY: &str = "orgmesh-sim";
+/// The label every image, container and network orgmesh makes carries.
+pub const IMAGE_LABEL: &str = "dev.orgmesh.image";
+
+/// How long `ldd` and `docker build` may take.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Why the image could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("cannot find orgmesh's own executable: {0}")]
+    CurrentExe(#[source] std::io::Error),
+    #[error("cannot list the shared libraries of {binary}")]
+    Libraries {
+        binary: PathBuf,
+        #[source]
+        source: ProcessError,
+    },
+    #[error("cannot prepare the build context in {directory}")]
+    Context {
+        directory: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("docker could not build the image")]
+    Build {
+        #[source]
+        source: ProcessError,
+    },
+}
+
+/// The image reference for this version of orgmesh.
+pub fn image_reference() -> String {
+    format!("{IMAGE_REPOSITORY}:{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The absolute paths `ldd` prints: `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` and
+/// `/lib64/ld-linux-x86-64.so.2 (0x…)`; the kernel's vDSO has no file and is skipped.
+pub fn parse_ldd(output: &str) -> Vec<PathBuf> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let candidate = match line.split_once("=>") {
+                Some((_, target)) => target.trim(),
+                None => line.trim(),
+            };
+            let path = candidate.split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// The Dockerfile: nothing but the files of the build context's `rootfs/`.
+pub fn dockerfile() -> String {
+    format!("FROM scratch\nCOPY rootfs/ /\nLABEL {IMAGE_LABEL}=sim\nENTRYPOINT [\"/orgmesh\"]\n")
+}
+
+/// `docker build` of `context` as [`image_reference`].
+pub fn build_command(context: &Path) -> Command {
+    Command::new("docker")
+        .args(["build", "--quiet", "--tag", &image_reference(), "--label"])
+        .arg(format!("{IMAGE_LABEL}=sim"))
+        .arg(context.display().to_string())
+}
+
+fn copy_into(root: &Path, source: &Path, target: &Path) -> Result<(), std::io::Error> {
+    let destination = root.join(target.strip_prefix("/").unwrap_or(target));
+    if let Some(parent) = destination.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::copy(source, destination).map(|_| ())
+}
+
+/// Builds the image from the running binary; returns its reference.
+pub async fn build(environment: &Environment) -> Result<String, ImageError> {
+    let binary = std::env::current_exe().map_err(ImageError::CurrentExe)?;
+    let ldd = Command::new("ldd").arg(binary.display().to_string());
+    let libraries = process::run(&environment.apply(ldd), BUILD_TIMEOUT)
+        .await
+        .map(|output| parse_ldd(&output.stdout))
+        .map_err(|source| ImageError::Libraries {
+            binary: binary.clone(),
+            source,
+        })?;
+    let context = std::env::temp_dir().join(format!("orgmesh-image-{}", std::process::id()));
+    let context_error = |source| ImageError::Context {
+        directory: context.clone(),
+        source,
+    };
+    let rootfs = context.join("rootfs");
+    std::fs::create_dir_all(&rootfs).map_err(context_error)?;
+    copy_into(&rootfs, &binary, Path::new("/orgmesh")).map_err(context_error)?;
+    for library in &libraries {
+        copy_into(&rootfs, library, library).map_err(context_error)?;
+    }
+    std::fs::write(context.join("Dockerfile"), dockerfile()).map_err(context_error)?;
+    let result = process::run(&environment.apply(build_command(&context)), BUILD_TIMEOUT).await;
+    let _ = std::fs::remove_dir_all(&context);
+    result.map_err(|source| ImageError::Build { source })?;
+    Ok(image_reference())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_output_gives_the_library_files() {
+        let output = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibgcc_s.so.1 => /lib/x86_64-linux-gnu/libgcc_s.so.1 (0x00007f1b)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f1a)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f1c)\n";
+        assert_eq!(
+            parse_ldd(output),
+            [
+                PathBuf::from("/lib/x86_64-linux-gnu/libgcc_s.so.1"),
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2"),
+            ]
+        );
+        assert!(parse_ldd("\tstatically linked\n").is_empty());
+    }
+
+    #[test]
+    fn the_image_is_scratch_plus_the_context() {
+        let dockerfile = dockerfile();
+        assert!(dockerfile.starts_with("FROM scratch\n"));
+        assert!(dockerfile.contains("ENTRYPOINT [\"/orgmesh\"]"));
+        let argv = build_command(Path::new("/tmp/context")).argv();
+        assert_eq!(argv[..2], ["docker", "build"]);
+        assert!(argv.contains(&image_reference()));
+        assert_eq!(argv.last().map(String::as_str), Some("/tmp/context"));
+    }
+}
