@@ -1,7 +1,7 @@
 //! The container image of orgmesh's own simulator, built locally: there is no registry to pull
 //! from, so the image is `FROM scratch` plus this very binary and the shared libraries it
-//! loads (found with `ldd`). Container isolation (one container per scenario cluster on a
-//! run-private Docker network) runs it; `orgmesh image build` builds it ahead of time.
+//! loads (found with `ldd`). It is what the planned container isolation (one container per
+//! scenario cluster on a run-private Docker network) will run; `orgmesh image build` builds it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,7 +10,7 @@ use crate::process::{self, Command, Environment, ProcessError};
 
 /// The image's repository; the tag is the crate version.
 pub const IMAGE_REPOSITORY: &str = "orgmesh-sim";
-/// The label every image, container and network orgmesh makes carries.
+/// The label that marks the image as orgmesh's.
 pub const IMAGE_LABEL: &str = "dev.orgmesh.image";
 
 /// How long `ldd` and `docker build` may take.
