@@ -808,11 +808,7 @@ async fn verify_revoked(
                     .unwrap_or_else(|| revoked.from.clone()),
                 to_address: context.provider.address(&revoked.to)?.to_owned(),
                 channel: revoked.channel,
-                expected: if stored == Some(&revoked.secret) {
-                    AuthOutcome::Accepted
-                } else {
-                    AuthOutcome::Rejected
-                },
+                expected: expected_for(stored, &revoked.secret),
                 from: revoked.from,
                 to: revoked.to,
                 secret: revoked.secret,
@@ -820,17 +816,10 @@ async fn verify_revoked(
         })
         .collect();
     let options = verify_options(context);
-    let cancel = &context.options.cancel;
-    let options = &options;
-    let results: Vec<CheckResult> = futures::stream::iter(targets.iter())
-        .map(|target| check_revoked(target, options, cancel))
-        .buffered(context.options.jobs.max(1))
-        .collect()
-        .await;
-    if cancel.is_cancelled() {
-        return Err(Error::Interrupted);
-    }
-    Ok(results)
+    harness_checks(context, &options, &targets, |target, options, cancel| {
+        check_revoked(target, options, cancel)
+    })
+    .await
 }
 
 /// The values a step upgrades organizations with, in `values/<phase>/`, for the record.
@@ -897,13 +886,7 @@ async fn verify_rotations(
             let stored = state
                 .stored
                 .get(&(rotation.from.clone(), rotation.to.clone()));
-            let outcome = |secret: &Secret| {
-                if stored == Some(secret) {
-                    AuthOutcome::Accepted
-                } else {
-                    AuthOutcome::Rejected
-                }
-            };
+            let outcome = |secret: &Secret| expected_for(stored, secret);
             Some(RotationTarget {
                 from_msp: msp(&rotation.from),
                 to_address: context.provider.address(&rotation.to)?.to_owned(),
@@ -917,17 +900,10 @@ async fn verify_rotations(
         })
         .collect();
     let options = verify_options(context);
-    let cancel = &context.options.cancel;
-    let options = &options;
-    let results: Vec<CheckResult> = futures::stream::iter(targets.iter())
-        .map(|target| check_rotation(target, "", options, cancel))
-        .buffered(context.options.jobs.max(1))
-        .collect()
-        .await;
-    if cancel.is_cancelled() {
-        return Err(Error::Interrupted);
-    }
-    Ok(results)
+    harness_checks(context, &options, &targets, |target, options, cancel| {
+        check_rotation(target, "", options, cancel)
+    })
+    .await
 }
 
 /// Installs or upgrades the backends of `organizations`, at most `jobs` at a time, with the
@@ -990,6 +966,38 @@ async fn deploy(
             Some("the organization's values are in the run directory's values/; chart and orchestrator errors are quoted above".into()),
         ))
     }
+}
+
+/// What presenting `secret` should get: accepted exactly when the backend's database holds it.
+fn expected_for(stored: Option<&Secret>, secret: &Secret) -> AuthOutcome {
+    if stored == Some(secret) {
+        AuthOutcome::Accepted
+    } else {
+        AuthOutcome::Rejected
+    }
+}
+
+/// Runs harness-side checks (orgmesh itself presenting secrets), `jobs` at a time, in order.
+async fn harness_checks<'a, T, F, Fut>(
+    context: &'a Context<'_>,
+    options: &'a VerifyOptions,
+    targets: &'a [T],
+    check: F,
+) -> Result<Vec<CheckResult>, Error>
+where
+    F: Fn(&'a T, &'a VerifyOptions, &'a Cancel) -> Fut,
+    Fut: std::future::Future<Output = CheckResult>,
+{
+    let cancel = &context.options.cancel;
+    let results: Vec<CheckResult> = futures::stream::iter(targets.iter())
+        .map(|target| check(target, options, cancel))
+        .buffered(context.options.jobs.max(1))
+        .collect()
+        .await;
+    if cancel.is_cancelled() {
+        return Err(Error::Interrupted);
+    }
+    Ok(results)
 }
 
 /// How a verify step polls: its budget starts now; a mismatch seen three times in a row is

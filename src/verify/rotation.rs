@@ -152,25 +152,50 @@ pub async fn check_revoked(
         )
     })
     .await;
-    let passed = observed == expected;
-    let detail = detail.or_else(|| {
-        (!passed).then(|| {
-            format!(
-                "{} still answers {observed} to the secret of the removed organization {}",
-                target.to, target.from
-            )
-        })
-    });
-    CheckResult {
-        step: String::new(),
-        check: CheckKind::Revoked,
-        from: target.from.clone(),
-        to: target.to.clone(),
+    let mismatch = format!(
+        "{} still answers {observed} to the secret of the removed organization {}",
+        target.to, target.from
+    );
+    let link = (target.from.as_str(), target.to.as_str());
+    let polled = Polled {
         expected,
         observed,
-        passed,
+        detail,
         attempts,
-        duration_ms: started.elapsed().as_millis() as u64,
+        started,
+    };
+    harness_result(CheckKind::Revoked, "", link, polled, mismatch)
+}
+
+/// What one harness-side check polled.
+struct Polled {
+    expected: String,
+    observed: String,
+    detail: Option<String>,
+    attempts: u32,
+    started: Instant,
+}
+
+/// The result of a harness-side check; `mismatch` explains a failure that raised no error.
+fn harness_result(
+    kind: CheckKind,
+    step: &str,
+    (from, to): (&str, &str),
+    polled: Polled,
+    mismatch: String,
+) -> CheckResult {
+    let passed = polled.observed == polled.expected;
+    let detail = polled.detail.or_else(|| (!passed).then_some(mismatch));
+    CheckResult {
+        step: step.to_owned(),
+        check: kind,
+        from: from.to_owned(),
+        to: to.to_owned(),
+        expected: polled.expected,
+        observed: polled.observed,
+        passed,
+        attempts: polled.attempts,
+        duration_ms: polled.started.elapsed().as_millis() as u64,
         detail,
         diagnostics: None,
     }
@@ -206,28 +231,19 @@ pub async fn check_rotation(
         (observed, (!detail.is_empty()).then(|| detail.join("; ")))
     })
     .await;
-    let passed = observed == expected;
-    let detail = detail.or_else(|| {
-        (!passed).then(|| {
-            format!(
-                "{} answered {observed} to the secrets orgmesh generated for {}→{}",
-                target.to, target.from, target.to
-            )
-        })
-    });
-    CheckResult {
-        step: step.to_owned(),
-        check: CheckKind::Rotation,
-        from: target.from.clone(),
-        to: target.to.clone(),
+    let mismatch = format!(
+        "{} answered {observed} to the secrets orgmesh generated for {}→{}",
+        target.to, target.from, target.to
+    );
+    let link = (target.from.as_str(), target.to.as_str());
+    let polled = Polled {
         expected,
         observed,
-        passed,
-        attempts,
-        duration_ms: started.elapsed().as_millis() as u64,
         detail,
-        diagnostics: None,
-    }
+        attempts,
+        started,
+    };
+    harness_result(CheckKind::Rotation, step, link, polled, mismatch)
 }
 
 #[cfg(test)]
