@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::{Error, exit_codes};
 use crate::plan::{self, Plan};
+use crate::provider::Isolation;
 use crate::scenario::{self, ScenarioErrors};
 use crate::secrets::{LinkSecrets, SecretSource};
 use crate::topology::Topology;
@@ -141,6 +142,10 @@ pub struct RunArgs {
     /// Print only warnings and the summary.
     #[arg(long, short)]
     pub quiet: bool,
+    /// The simulator's clusters: in this process (default), or one Docker container each on
+    /// a run-private network, so that partitions and stopped clusters are real network faults.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = Isolation::InProcess)]
+    pub isolation: Isolation,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -376,7 +381,32 @@ pub fn yaml(document: &serde_json::Value) -> Result<String, Error> {
 }
 
 fn run_command(arguments: RunArgs) -> i32 {
-    block_on(run_async(arguments))
+    // testcontainers must be pointed at the engine before the runtime's threads exist.
+    let docker = if needs_docker(&arguments) {
+        match crate::docker::prepare_testcontainers() {
+            Ok(prepared) => Some(prepared),
+            Err(error) => {
+                report_error(&Error::infrastructure(error.to_string(), None));
+                return exit_codes::INFRASTRUCTURE;
+            }
+        }
+    } else {
+        None
+    };
+    block_on(run_async(arguments, docker))
+}
+
+/// Whether the run starts containers: container isolation, or the k3s provider (named on the
+/// command line or in the scenario; an unreadable scenario is reported by the run itself).
+fn needs_docker(arguments: &RunArgs) -> bool {
+    if arguments.isolation == Isolation::Containers {
+        return true;
+    }
+    match arguments.provider.as_deref() {
+        Some(provider) => provider == "k3s",
+        None => load(&arguments.scenario)
+            .is_ok_and(|(scenario, _)| scenario.provider == Some(scenario::ProviderName::K3s)),
+    }
 }
 
 /// Runs an async command on a multi-threaded runtime and turns its result into an exit code.
@@ -403,9 +433,18 @@ fn block_on(command: impl std::future::Future<Output = Result<i32, Error>>) -> i
     }
 }
 
-async fn run_async(arguments: RunArgs) -> Result<i32, Error> {
+async fn run_async(
+    arguments: RunArgs,
+    docker: Option<crate::docker::Prepared>,
+) -> Result<i32, Error> {
     use crate::report::{Event, Progress, ProgressMode, Style, render_summary};
     use crate::run::{Keep, RunOptions};
+
+    // Held for the whole run: dropping it closes the relay's socket.
+    let _relay = docker
+        .map(crate::docker::Prepared::start_relay)
+        .transpose()
+        .map_err(|e| Error::infrastructure(e.to_string(), None))?;
 
     let (scenario, topology) = load(&arguments.scenario)?;
     let provider = arguments
@@ -420,6 +459,7 @@ async fn run_async(arguments: RunArgs) -> Result<i32, Error> {
         json: arguments.json.clone(),
         junit: arguments.junit.clone(),
         verify_timeout: arguments.timeout,
+        isolation: arguments.isolation,
         secrets: secret_source(arguments.seed),
         keep: if arguments.keep {
             Keep::Always

@@ -12,6 +12,7 @@
 pub mod charts;
 pub mod cli;
 pub mod deploy;
+pub mod docker;
 pub mod error;
 pub mod image;
 pub mod import;

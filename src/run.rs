@@ -19,7 +19,7 @@ use crate::charts::{AccountSync, ChartVersion};
 use crate::cli::{create_private_dir, write_private_file, yaml};
 use crate::error::Error;
 use crate::plan::{Plan, Step};
-use crate::provider::{Provider, sim::SimOptions};
+use crate::provider::{Isolation, Provider, sim::SimOptions};
 use crate::report::{self, Action, Charts, CheckResult, Event, Outcome, Phase, Report};
 use crate::scenario::{AuthOutcome, Fault, ProviderName, Scenario};
 use crate::secrets::{self, LinkSecrets, Rotated, Secret, SecretSource};
@@ -89,6 +89,8 @@ pub struct RunOptions {
     pub junit: Option<PathBuf>,
     /// The verify phase's budget, per verify step.
     pub verify_timeout: Duration,
+    /// Where the simulator's clusters run.
+    pub isolation: Isolation,
     pub secrets: SecretSource,
     pub keep: Keep,
     pub cancel: Cancel,
@@ -107,6 +109,7 @@ impl Default for RunOptions {
             json: None,
             junit: None,
             verify_timeout: Duration::from_secs(300),
+            isolation: Isolation::InProcess,
             secrets: SecretSource::Os,
             keep: Keep::Never,
             cancel: Cancel::default(),

@@ -21,6 +21,16 @@ use crate::scenario::{Fault, ProviderName, Scenario};
 
 pub use kubernetes::{Flavor, KubernetesProvider};
 
+/// Where the simulator's clusters run (`--isolation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Isolation {
+    /// Every cluster a loopback address of this process.
+    #[default]
+    InProcess,
+    /// Every cluster a Docker container on a run-private network.
+    Containers,
+}
+
 /// What a command run in a server printed and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecOutput {
