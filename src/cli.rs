@@ -66,7 +66,8 @@ pub enum Command {
         #[arg(long, value_name = "P")]
         provider: Option<String>,
     },
-    /// Delete what runs created: only kind clusters named `orgmesh-*`.
+    /// Delete what runs created: only kind clusters named `orgmesh-*`, and Docker containers
+    /// and networks labelled `dev.orgmesh.run`.
     Down {
         /// The run whose clusters to delete (its id, as in `orgmesh-runs/<id>`).
         #[arg(
@@ -98,6 +99,12 @@ pub enum Command {
         #[arg(required = true, value_name = "VALUES_FILE")]
         files: Vec<PathBuf>,
     },
+    /// What runs inside a node container of `--isolation containers`.
+    #[command(hide = true)]
+    SimNode {
+        #[command(subcommand)]
+        action: SimNodeAction,
+    },
 }
 
 /// `orgmesh image` actions.
@@ -105,6 +112,24 @@ pub enum Command {
 pub enum ImageAction {
     /// Build the image and print its reference.
     Build,
+}
+
+/// `orgmesh sim-node` actions (inside a node container).
+#[derive(Debug, Subcommand)]
+pub enum SimNodeAction {
+    /// Serve the cluster's simulated backends and the control API until stopped.
+    Serve {
+        /// HTTP_CLIENT_TIMEOUT_SECONDS of the backends.
+        #[arg(long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+        http_timeout: std::time::Duration,
+    },
+    /// Run a command in one organization's server, like `kubectl exec`.
+    Exec {
+        #[arg(long)]
+        organization: String,
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
 }
 
 /// `orgmesh run` as typed.
@@ -212,12 +237,14 @@ pub fn run(cli: Cli) -> i32 {
         }
         Command::Run(arguments) => return run_command(arguments),
         Command::Doctor { scenario, provider } => return block_on(doctor(scenario, provider)),
-        Command::Down { run, all } => return block_on(down(run, all)),
+        // `--all` is the absence of `--run` (clap requires one of them).
+        Command::Down { run, all: _ } => return block_on(down(run)),
         Command::Lint { files, json } => return crate::lint::lint_command(&files, json),
         Command::Import { files } => return crate::import::import_command(&files),
         Command::Image {
             action: ImageAction::Build,
         } => return block_on(build_image()),
+        Command::SimNode { action } => return block_on(sim_node(action)),
     };
     match result {
         Ok(()) => exit_codes::OK,
@@ -567,20 +594,69 @@ async fn doctor(scenario: Option<PathBuf>, provider: Option<String>) -> Result<i
     }
 }
 
-async fn down(run: Option<String>, all: bool) -> Result<i32, Error> {
+async fn down(run: Option<String>) -> Result<i32, Error> {
+    let mut swept_something = false;
+    let mut problems = Vec::new();
+    match crate::process::find_program("kind") {
+        Some(_) => match down_kind(run.as_deref()).await {
+            Ok(()) => swept_something = true,
+            Err(error) => problems.push(error),
+        },
+        None => println!("kind is not on PATH: no kind clusters checked"),
+    }
+    match crate::docker::connect().await {
+        Ok(docker) => match crate::docker::sweep(&docker, run.as_deref()).await {
+            Ok(swept) => {
+                swept_something = true;
+                if swept.containers.is_empty() && swept.networks.is_empty() {
+                    println!("no orgmesh containers or networks to remove");
+                } else {
+                    println!(
+                        "removed {} container{} and {} network{} labelled {}: {}",
+                        swept.containers.len(),
+                        if swept.containers.len() == 1 { "" } else { "s" },
+                        swept.networks.len(),
+                        if swept.networks.len() == 1 { "" } else { "s" },
+                        crate::docker::RUN_LABEL,
+                        swept
+                            .containers
+                            .iter()
+                            .chain(&swept.networks)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+            }
+            Err(error) => problems.push(Error::infrastructure(error.to_string(), None)),
+        },
+        Err(_) => println!("Docker is not reachable: no containers or networks checked"),
+    }
+    match problems.into_iter().next() {
+        Some(problem) => Err(problem),
+        None if !swept_something => Err(Error::infrastructure(
+            "nothing to check: neither kind nor Docker is available",
+            Some("install kind, or start the Docker engine".into()),
+        )),
+        None => Ok(exit_codes::OK),
+    }
+}
+
+/// Deletes the kind clusters of one run, or every `orgmesh-` cluster.
+async fn down_kind(run: Option<&str>) -> Result<(), Error> {
     use crate::provider::kind;
 
     let environment = crate::process::Environment::inherit();
-    let listing = match (&run, all) {
-        (Some(run_id), _) => kind::run_clusters(&environment, run_id).await,
-        (None, _) => kind::orgmesh_clusters(&environment).await,
+    let listing = match run {
+        Some(run_id) => kind::run_clusters(&environment, run_id).await,
+        None => kind::orgmesh_clusters(&environment).await,
     };
     let names = listing.map_err(|e| {
         Error::infrastructure(e.to_string(), Some("is kind installed and on PATH?".into()))
     })?;
     if names.is_empty() {
         println!("no orgmesh clusters to delete");
-        return Ok(exit_codes::OK);
+        return Ok(());
     }
     // `kind delete` edits the kubeconfig it is given: give it a scratch one, never the user's.
     let scratch =
@@ -598,7 +674,29 @@ async fn down(run: Option<String>, all: bool) -> Result<i32, Error> {
         if names.len() == 1 { "" } else { "s" },
         names.join(", ")
     );
-    Ok(exit_codes::OK)
+    Ok(())
+}
+
+async fn sim_node(action: SimNodeAction) -> Result<i32, Error> {
+    use crate::provider::containers::node;
+    match action {
+        SimNodeAction::Serve { http_timeout } => {
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .map_err(|e| Error::infrastructure(e.to_string(), None))?;
+            tokio::select! {
+                served = node::serve(http_timeout) => served
+                    .map(|()| exit_codes::OK)
+                    .map_err(|e| Error::infrastructure(format!("sim-node: {e}"), None)),
+                // PID 1 of a container has no default signal handlers: stop on SIGTERM.
+                _ = terminate.recv() => Ok(exit_codes::OK),
+            }
+        }
+        SimNodeAction::Exec { organization, argv } => {
+            // The table command and the probe time out per peer; this bounds the whole call.
+            Ok(node::exec(&organization, &argv, std::time::Duration::from_secs(600)).await)
+        }
+    }
 }
 
 async fn build_image() -> Result<i32, Error> {

@@ -1,7 +1,9 @@
 //! The container image of orgmesh's own simulator, built locally: there is no registry to pull
 //! from, so the image is `FROM scratch` plus this very binary and the shared libraries it
-//! loads (found with `ldd`). It is what the planned container isolation (one container per
-//! scenario cluster on a run-private Docker network) will run; `orgmesh image build` builds it.
+//! loads (found with `ldd`). It is what container isolation (`orgmesh run --isolation
+//! containers`: one container per scenario cluster) runs; `orgmesh image build` builds it, and
+//! a run builds it on first use. The tag holds a digest of the binary, so a rebuilt orgmesh
+//! never runs an older one's image.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,9 +42,18 @@ pub enum ImageError {
     },
 }
 
-/// The image reference for this version of orgmesh.
-pub fn image_reference() -> String {
-    format!("{IMAGE_REPOSITORY}:{}", env!("CARGO_PKG_VERSION"))
+/// The image reference of a binary with these contents: `orgmesh-sim:<version>-<digest>`.
+pub fn reference_for(binary: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(binary);
+    let short: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{IMAGE_REPOSITORY}:{}-{short}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The image reference of the running binary.
+pub fn image_reference() -> Result<String, std::io::Error> {
+    let binary = std::env::current_exe()?;
+    Ok(reference_for(&std::fs::read(binary)?))
 }
 
 /// The absolute paths `ldd` prints: `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` and
@@ -66,10 +77,10 @@ pub fn dockerfile() -> String {
     format!("FROM scratch\nCOPY rootfs/ /\nLABEL {IMAGE_LABEL}=sim\nENTRYPOINT [\"/orgmesh\"]\n")
 }
 
-/// `docker build` of `context` as [`image_reference`].
-pub fn build_command(context: &Path) -> Command {
+/// `docker build` of `context` as `reference`.
+pub fn build_command(context: &Path, reference: &str) -> Command {
     Command::new("docker")
-        .args(["build", "--quiet", "--tag", &image_reference(), "--label"])
+        .args(["build", "--quiet", "--tag", reference, "--label"])
         .arg(format!("{IMAGE_LABEL}=sim"))
         .arg(context.display().to_string())
 }
@@ -85,6 +96,7 @@ fn copy_into(root: &Path, source: &Path, target: &Path) -> Result<(), std::io::E
 /// Builds the image from the running binary; returns its reference.
 pub async fn build(environment: &Environment) -> Result<String, ImageError> {
     let binary = std::env::current_exe().map_err(ImageError::CurrentExe)?;
+    let reference = reference_for(&std::fs::read(&binary).map_err(ImageError::CurrentExe)?);
     let ldd = Command::new("ldd").arg(binary.display().to_string());
     let libraries = process::run(&environment.apply(ldd), BUILD_TIMEOUT)
         .await
@@ -105,10 +117,11 @@ pub async fn build(environment: &Environment) -> Result<String, ImageError> {
         copy_into(&rootfs, library, library).map_err(context_error)?;
     }
     std::fs::write(context.join("Dockerfile"), dockerfile()).map_err(context_error)?;
-    let result = process::run(&environment.apply(build_command(&context)), BUILD_TIMEOUT).await;
+    let command = build_command(&context, &reference);
+    let result = process::run(&environment.apply(command), BUILD_TIMEOUT).await;
     let _ = std::fs::remove_dir_all(&context);
     result.map_err(|source| ImageError::Build { source })?;
-    Ok(image_reference())
+    Ok(reference)
 }
 
 #[cfg(test)]
@@ -130,13 +143,24 @@ mod tests {
     }
 
     #[test]
+    fn the_tag_follows_the_binary() {
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            reference_for(b"binary"),
+            format!("orgmesh-sim:{version}-9a3a45d01531")
+        );
+        assert_ne!(reference_for(b"binary"), reference_for(b"binary2"));
+    }
+
+    #[test]
     fn the_image_is_scratch_plus_the_context() {
         let dockerfile = dockerfile();
         assert!(dockerfile.starts_with("FROM scratch\n"));
         assert!(dockerfile.contains("ENTRYPOINT [\"/orgmesh\"]"));
-        let argv = build_command(Path::new("/tmp/context")).argv();
+        let reference = reference_for(b"binary");
+        let argv = build_command(Path::new("/tmp/context"), &reference).argv();
         assert_eq!(argv[..2], ["docker", "build"]);
-        assert!(argv.contains(&image_reference()));
+        assert!(argv.contains(&reference));
         assert_eq!(argv.last().map(String::as_str), Some("/tmp/context"));
     }
 }

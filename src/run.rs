@@ -339,6 +339,7 @@ pub async fn run(
         .unwrap_or_else(|| options.runs_root.join(&run_id));
     let Some(mut provider) = Provider::new(
         provider_name,
+        options.isolation,
         options.sim.clone(),
         options.environment.clone(),
         &run_id,
@@ -429,7 +430,9 @@ pub async fn run(
         for (cluster, address) in clusters {
             emit(Event::ClusterReady { cluster, address });
         }
-        provider.apply_network_faults(scenario);
+        provider.apply_network_faults(scenario).await.map_err(|e| {
+            Error::infrastructure(format!("applying network faults failed: {e}"), None)
+        })?;
         phases.push(finish_phase("clusters", phase_started, emit));
 
         let (documents, warnings) =

@@ -28,10 +28,8 @@ fn the_image_is_built_from_scratch_and_runs_orgmesh() {
         String::from_utf8_lossy(&output.stderr)
     );
     let reference = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    assert_eq!(
-        reference,
-        format!("orgmesh-sim:{}", env!("CARGO_PKG_VERSION"))
-    );
+    let binary = std::fs::read(assert_cmd::cargo::cargo_bin("orgmesh")).expect("the binary");
+    assert_eq!(reference, orgmesh::image::reference_for(&binary));
 
     let inspect = Command::new("docker")
         .args([

@@ -4,6 +4,7 @@
 //! organization, install/upgrade of releases, and `exec` in an organization's server. The
 //! verifier only uses `exec`, so it is the same code for every provider.
 
+pub mod containers;
 pub mod kind;
 pub mod kube;
 pub mod kubernetes;
@@ -57,6 +58,11 @@ pub enum ProviderError {
     #[error(transparent)]
     Kube(Box<kube::KubeError>),
     #[error("{0}")]
+    Container(String),
+    /// The organization's cluster was stopped (`cluster-down`): nothing runs in it.
+    #[error("cluster {cluster} is down: {detail}")]
+    ClusterDown { cluster: String, detail: String },
+    #[error("{0}")]
     Io(String),
     #[error("{0}")]
     Refused(String),
@@ -99,6 +105,8 @@ pub struct SimProvider {
 /// A provider, ready to bring clusters up.
 pub enum Provider {
     Sim(SimProvider),
+    /// The simulator with one Docker container per cluster.
+    Containers(Box<containers::ContainerProvider>),
     /// kind or existing clusters.
     Kubernetes(Box<KubernetesProvider>),
 }
@@ -117,13 +125,19 @@ impl Provider {
     /// The provider `name` for a run. `environment` is added to every external command.
     pub fn new(
         name: ProviderName,
+        isolation: Isolation,
         sim_options: sim::SimOptions,
         environment: Environment,
         run_id: &str,
         run_dir: &std::path::Path,
     ) -> Option<Self> {
         match name {
-            ProviderName::Sim => Some(Self::sim(sim_options)),
+            ProviderName::Sim => Some(match isolation {
+                Isolation::InProcess => Self::sim(sim_options),
+                Isolation::Containers => Self::Containers(Box::new(
+                    containers::ContainerProvider::new(sim_options, environment, run_id),
+                )),
+            }),
             ProviderName::Kind => Some(Self::Kubernetes(Box::new(KubernetesProvider::new(
                 Flavor::Kind,
                 environment,
@@ -142,7 +156,7 @@ impl Provider {
 
     pub fn name(&self) -> &'static str {
         match self {
-            Self::Sim(_) => "sim",
+            Self::Sim(_) | Self::Containers(_) => "sim",
             Self::Kubernetes(provider) => match provider.flavor() {
                 Flavor::Kind => "kind",
                 Flavor::Existing => "existing",
@@ -165,6 +179,7 @@ impl Provider {
                 }
                 Ok(None)
             }
+            Self::Containers(provider) => provider.preflight().await.map(Some),
             Self::Kubernetes(provider) => provider.preflight(scenario).await.map(Some),
         }
     }
@@ -201,6 +216,7 @@ impl Provider {
                 }
                 Ok(clusters)
             }
+            Self::Containers(provider) => provider.up(scenario).await,
             Self::Kubernetes(provider) => provider.up(scenario).await,
         }
     }
@@ -209,6 +225,7 @@ impl Provider {
     pub fn address(&self, organization: &str) -> Option<&str> {
         match self {
             Self::Sim(sim) => sim.addresses.get(organization).map(String::as_str),
+            Self::Containers(provider) => provider.address(organization),
             Self::Kubernetes(provider) => provider.address(organization),
         }
     }
@@ -216,30 +233,33 @@ impl Provider {
     /// The provider's layer of an organization's values: where it is reached and which hosts
     /// it accepts (facts §2).
     pub fn profile(&self, organization: &str) -> Value {
-        match self {
-            Self::Sim(sim) => {
-                let Some(address) = sim.addresses.get(organization) else {
-                    return Value::Null;
-                };
-                let host = sim
-                    .clusters_of
+        let (address, host) = match self {
+            Self::Sim(sim) => (
+                sim.addresses.get(organization).map(String::as_str),
+                sim.clusters_of
                     .get(organization)
                     .and_then(|c| sim.cluster_ips.get(c))
-                    .map(Ipv4Addr::to_string)
-                    .unwrap_or_default();
-                json!({
-                    "server": {"defaultDomain": address},
-                    "config": {"ALLOWED_HOSTS": format!("[\"{host}\"]")},
-                })
+                    .copied(),
+            ),
+            Self::Containers(provider) => {
+                (provider.address(organization), provider.host(organization))
             }
-            Self::Kubernetes(provider) => provider.profile(organization),
-        }
+            Self::Kubernetes(provider) => return provider.profile(organization),
+        };
+        let Some(address) = address else {
+            return Value::Null;
+        };
+        let host = host.map(|ip| ip.to_string()).unwrap_or_default();
+        json!({
+            "server": {"defaultDomain": address},
+            "config": {"ALLOWED_HOSTS": format!("[\"{host}\"]")},
+        })
     }
 
     /// The provider's layer of the orchestrator's values.
     pub fn orchestrator_profile(&self) -> Value {
         match self {
-            Self::Sim(_) => Value::Null,
+            Self::Sim(_) | Self::Containers(_) => Value::Null,
             Self::Kubernetes(provider) => provider.orchestrator_profile(),
         }
     }
@@ -247,6 +267,13 @@ impl Provider {
     /// The faults this provider cannot reproduce, as a sentence, if any.
     pub fn unsupported_fault(&self, scenario: &Scenario) -> Option<String> {
         scenario.faults.iter().find_map(|fault| match (&fault.value, self) {
+            (Fault::ClusterDown { .. }, Self::Containers(_)) => None,
+            (Fault::ClusterDown { .. }, Self::Sim(_)) => Some(format!(
+                "{}:{}:{}: `cluster-down` needs clusters as containers: run with `--isolation containers`",
+                scenario.file.display(),
+                fault.position.line,
+                fault.position.column,
+            )),
             (Fault::ClusterDown { .. }, _) => Some(format!(
                 "{}:{}:{}: `cluster-down` needs clusters as containers, which the {} provider does not have",
                 scenario.file.display(),
@@ -266,16 +293,32 @@ impl Provider {
     }
 
     /// Applies the network faults that the provider enforces (partitions).
-    pub fn apply_network_faults(&self, scenario: &Scenario) {
-        if let Self::Sim(sim) = self {
-            for fault in &scenario.faults {
-                if let Fault::Partition { from, to } = &fault.value
-                    && let (Some(from), Some(to)) =
-                        (sim.cluster_ips.get(from), sim.cluster_ips.get(to))
-                {
-                    sim.network.partition(*from, *to);
+    pub async fn apply_network_faults(&self, scenario: &Scenario) -> Result<(), ProviderError> {
+        match self {
+            Self::Sim(sim) => {
+                for fault in &scenario.faults {
+                    if let Fault::Partition { from, to } = &fault.value
+                        && let (Some(from), Some(to)) =
+                            (sim.cluster_ips.get(from), sim.cluster_ips.get(to))
+                    {
+                        sim.network.partition(*from, *to);
+                    }
                 }
+                Ok(())
             }
+            Self::Containers(provider) => provider.apply_network_faults(scenario).await,
+            Self::Kubernetes(_) => Ok(()),
+        }
+    }
+
+    /// Stops a cluster (the `cluster-down` fault); only container isolation has clusters to stop.
+    pub async fn stop_cluster(&self, cluster: &str) -> Result<(), ProviderError> {
+        match self {
+            Self::Containers(provider) => provider.stop_cluster(cluster).await,
+            Self::Sim(_) | Self::Kubernetes(_) => Err(ProviderError::Refused(format!(
+                "the {} provider cannot stop cluster {cluster}",
+                self.name()
+            ))),
         }
     }
 
@@ -287,6 +330,7 @@ impl Provider {
     ) -> Result<(), ProviderError> {
         match self {
             Self::Sim(sim) => Ok(sim.network.install_orchestrator(values).await?),
+            Self::Containers(provider) => provider.install_orchestrator(values).await,
             Self::Kubernetes(provider) => provider.install_orchestrator(chart, values).await,
         }
     }
@@ -303,6 +347,9 @@ impl Provider {
                 .network
                 .install_backend(organization, chart, values)
                 .await?),
+            Self::Containers(provider) => {
+                provider.install_backend(organization, chart, values).await
+            }
             Self::Kubernetes(provider) => {
                 provider.install_backend(organization, chart, values).await
             }
@@ -313,6 +360,7 @@ impl Provider {
     pub async fn uninstall_backend(&self, organization: &str) -> Result<(), ProviderError> {
         match self {
             Self::Sim(sim) => Ok(sim.network.uninstall_backend(organization).await?),
+            Self::Containers(provider) => provider.uninstall_backend(organization).await,
             Self::Kubernetes(provider) => provider.uninstall_backend(organization).await,
         }
     }
@@ -332,6 +380,7 @@ impl Provider {
                     exit_code: output.exit_code,
                 })
             }
+            Self::Containers(provider) => provider.exec(organization, argv).await,
             Self::Kubernetes(provider) => provider.exec(organization, argv).await,
         }
     }
@@ -340,6 +389,7 @@ impl Provider {
     pub async fn diagnostics(&self, organization: &str) -> Vec<(String, String)> {
         match self {
             Self::Sim(_) => Vec::new(),
+            Self::Containers(provider) => provider.diagnostics(organization).await,
             Self::Kubernetes(provider) => provider.diagnostics(organization).await,
         }
     }
@@ -351,6 +401,7 @@ impl Provider {
                 sim.network.shutdown().await;
                 Ok(())
             }
+            Self::Containers(provider) => provider.down().await,
             Self::Kubernetes(provider) => provider.down().await,
         }
     }

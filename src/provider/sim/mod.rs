@@ -33,4 +33,5 @@ mod tests;
 
 pub use error::SimError;
 pub use exec::ExecOutput;
-pub use network::{SimNetwork, SimOptions};
+pub use network::{BackendRegistration, SimNetwork, SimOptions};
+pub use registry::RegistrySnapshot;

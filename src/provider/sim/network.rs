@@ -20,7 +20,7 @@ use super::config::parse_backend_values;
 use super::error::SimError;
 use super::exec::{ExecContext, ExecOutput, parse_command, run};
 use super::hosts::allowed_hosts;
-use super::registry::{Registry, parse_orchestrator_values};
+use super::registry::{Registry, RegistrySnapshot, parse_orchestrator_values};
 use super::server::serve;
 use crate::charts::ChartVersion;
 
@@ -31,6 +31,16 @@ const IMAGE_WITHOUT_SYNC_COMMANDS: &str = "0.48.0";
 /// and server side), so this stays far below a default limit of 1024 open files while still
 /// keeping both cores busy.
 const CONCURRENT_REQUESTS: usize = 256;
+
+/// What a backend registers with the orchestrator when it starts: its address, in each of its
+/// channels.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BackendRegistration {
+    pub organization: String,
+    pub msp_id: String,
+    pub address: String,
+    pub channels: Vec<String>,
+}
 
 /// How the simulated backends behave in time.
 #[derive(Debug, Clone)]
@@ -205,6 +215,19 @@ impl SimNetwork {
         chart: ChartVersion,
         values: &serde_json::Value,
     ) -> Result<(), SimError> {
+        let registration = self.apply_backend(organization, chart, values).await?;
+        self.register_backend(&registration, Instant::now())
+    }
+
+    /// The part of [`Self::install_backend`] that happens in the organization's own cluster:
+    /// the migrations Job's accounts and the api-events subscriptions. Returns what the
+    /// backend then registers with the orchestrator, wherever that runs.
+    pub async fn apply_backend(
+        &self,
+        organization: &str,
+        chart: ChartVersion,
+        values: &serde_json::Value,
+    ) -> Result<BackendRegistration, SimError> {
         if self.is_shut_down() {
             return Err(SimError::ShutDown);
         }
@@ -230,27 +253,40 @@ impl SimNetwork {
             ));
         }
         let now = Instant::now();
-        {
-            let mut backend = state.state_mut();
-            backend
-                .accounts
-                .apply(
-                    &config.incoming_organizations,
-                    &config.outgoing_organizations,
-                    chart.account_sync(),
-                    &mut random_salt,
-                )
-                .map_err(|error| job_failed(error.to_string()))?;
-            for channel in &config.channels {
-                backend.subscriptions.entry(channel.clone()).or_insert(now);
-            }
-            let allowed_hosts = allowed_hosts(&config.allowed_hosts, state.cluster_ip);
-            backend.installed = Some(Arc::new(Installed {
-                chart,
-                config: config.clone(),
-                allowed_hosts,
-            }));
+        let mut backend = state.state_mut();
+        backend
+            .accounts
+            .apply(
+                &config.incoming_organizations,
+                &config.outgoing_organizations,
+                chart.account_sync(),
+                &mut random_salt,
+            )
+            .map_err(|error| job_failed(error.to_string()))?;
+        for channel in &config.channels {
+            backend.subscriptions.entry(channel.clone()).or_insert(now);
         }
+        let allowed_hosts = allowed_hosts(&config.allowed_hosts, state.cluster_ip);
+        let registration = BackendRegistration {
+            organization: organization.to_owned(),
+            msp_id: config.msp_id.clone(),
+            address: config.default_domain.clone(),
+            channels: config.channels.clone(),
+        };
+        backend.installed = Some(Arc::new(Installed {
+            chart,
+            config,
+            allowed_hosts,
+        }));
+        Ok(registration)
+    }
+
+    /// The backend's start-up registration with this network's orchestrator, once per channel.
+    pub fn register_backend(
+        &self,
+        registration: &BackendRegistration,
+        now: Instant,
+    ) -> Result<(), SimError> {
         let mut registry = self
             .inner
             .registry
@@ -258,19 +294,39 @@ impl SimNetwork {
             .unwrap_or_else(PoisonError::into_inner);
         let Some(registry) = registry.as_mut() else {
             return Err(SimError::OrchestratorNotInstalled {
-                organization: organization.to_owned(),
+                organization: registration.organization.clone(),
             });
         };
-        for channel in &config.channels {
+        for channel in &registration.channels {
             registry
-                .register(&config.msp_id, &config.default_domain, channel, now)
+                .register(&registration.msp_id, &registration.address, channel, now)
                 .map_err(|reason| SimError::Registration {
-                    organization: organization.to_owned(),
+                    organization: registration.organization.clone(),
                     channel: channel.clone(),
                     reason,
                 })?;
         }
         Ok(())
+    }
+
+    /// The orchestrator's state as of `now`, to mirror it elsewhere.
+    pub fn registry_snapshot(&self, now: Instant) -> Option<RegistrySnapshot> {
+        self.inner
+            .registry
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|registry| registry.snapshot(now))
+    }
+
+    /// Replaces this network's orchestrator with a mirror of another's (container isolation:
+    /// the orchestrator lives with the harness, every cluster's backends read a copy).
+    pub fn mirror_registry(&self, snapshot: &RegistrySnapshot, now: Instant) {
+        *self
+            .inner
+            .registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Registry::from_snapshot(snapshot, now));
     }
 
     /// `helm uninstall` of one backend: its server stops listening (peers that still list it

@@ -21,6 +21,24 @@ pub struct Registration {
     pub registered_at: Instant,
 }
 
+/// A [`Registry`] as data, with each registration's age instead of its instant, so that a
+/// copy in another process keeps the api-events sync lag.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RegistrySnapshot {
+    pub channels: IndexMap<String, Vec<String>>,
+    pub registrations: Vec<RegistrationSnapshot>,
+}
+
+/// One registration of a [`RegistrySnapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RegistrationSnapshot {
+    pub msp_id: String,
+    pub address: String,
+    pub channel: String,
+    /// How long before the snapshot the organization registered.
+    pub age_ms: u64,
+}
+
 /// One row of a backend's `api_channelorganization` table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelOrganization {
@@ -127,6 +145,44 @@ impl Registry {
     /// the orchestrator's database.
     pub fn set_channels(&mut self, channels: IndexMap<String, Vec<String>>) {
         self.channels = channels;
+    }
+
+    /// The state as of `now`.
+    pub fn snapshot(&self, now: Instant) -> RegistrySnapshot {
+        RegistrySnapshot {
+            channels: self.channels.clone(),
+            registrations: self
+                .registrations
+                .iter()
+                .map(|registration| RegistrationSnapshot {
+                    msp_id: registration.msp_id.clone(),
+                    address: registration.address.clone(),
+                    channel: registration.channel.clone(),
+                    age_ms: now
+                        .saturating_duration_since(registration.registered_at)
+                        .as_millis() as u64,
+                })
+                .collect(),
+        }
+    }
+
+    /// The registry a snapshot describes, with ages counted back from `now`.
+    pub fn from_snapshot(snapshot: &RegistrySnapshot, now: Instant) -> Self {
+        Self {
+            channels: snapshot.channels.clone(),
+            registrations: snapshot
+                .registrations
+                .iter()
+                .map(|registration| Registration {
+                    msp_id: registration.msp_id.clone(),
+                    address: registration.address.clone(),
+                    channel: registration.channel.clone(),
+                    registered_at: now
+                        .checked_sub(Duration::from_millis(registration.age_ms))
+                        .unwrap_or(now),
+                })
+                .collect(),
+        }
     }
 
     fn is_member(&self, msp_id: &str, channel: &str) -> bool {
@@ -248,6 +304,20 @@ mod tests {
         let rows = registry.synced_rows("A", &subscriptions, Duration::ZERO, now);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].address, "http://first");
+    }
+
+    #[test]
+    fn a_snapshot_keeps_channels_registrations_and_their_age() {
+        let mut registry = registry();
+        let start = Instant::now();
+        registry.register("A", "http://a", "ch", start).unwrap();
+        let later = start + Duration::from_millis(30);
+        let snapshot = registry.snapshot(later);
+        assert_eq!(snapshot.registrations[0].age_ms, 30);
+        let mut copy = Registry::from_snapshot(&snapshot, later);
+        assert_eq!(copy.channels, registry.channels);
+        assert_eq!(copy.registrations, registry.registrations);
+        assert!(copy.register("C", "http://c", "ch", later).is_err());
     }
 
     #[test]

@@ -1,0 +1,312 @@
+//! One simulated cluster inside its container: `orgmesh sim-node serve` runs the simulator
+//! backends of that cluster's organizations behind a small control API, and `orgmesh
+//! sim-node exec` is what `docker exec` runs to reach one of them, the way `kubectl exec` runs
+//! `./manage.py` in a server pod.
+//!
+//! The control API speaks JSON over HTTP/1 on [`CONTROL_PORT`]:
+//!
+//! | request | body | answer |
+//! |---|---|---|
+//! | `POST /bind` | `{organization, ip}` | `{address}` |
+//! | `POST /install` | `{organization, chart, values}` | a [`BackendRegistration`] |
+//! | `POST /uninstall` | `{organization}` | `{}` |
+//! | `PUT /registry` | a [`RegistrySnapshot`] | `{}` |
+//! | `POST /exec` | `{organization, argv}` | `{stdout, stderr, exit_code}` |
+//!
+//! A failed operation answers 422 with `{error}`: the simulator error's text and its causes.
+//! Nothing it logs or answers contains a values document.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::charts::ChartVersion;
+use crate::provider::sim::{
+    BackendRegistration, RegistrySnapshot, SimError, SimNetwork, SimOptions,
+};
+
+/// The control API's port in every node container.
+pub const CONTROL_PORT: u16 = 7070;
+/// The line a node prints once it accepts control requests.
+pub const READY_LINE: &str = "orgmesh sim-node ready";
+/// The largest control request a node reads (a values document of a hundred peers is ~60 KB).
+const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+
+/// `POST /bind`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BindRequest {
+    pub organization: String,
+    pub ip: Ipv4Addr,
+}
+
+/// `POST /install`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InstallRequest {
+    pub organization: String,
+    pub chart: String,
+    pub values: Value,
+}
+
+/// `POST /exec` (and `/uninstall`, without `argv`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExecRequest {
+    pub organization: String,
+    #[serde(default)]
+    pub argv: Vec<String>,
+}
+
+/// `POST /exec`'s answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ExecAnswer {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit_code: i32,
+}
+
+/// An error and its causes, one text.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn answer(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+}
+
+fn failed(error: &SimError) -> Response<Full<Bytes>> {
+    answer(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &json!({"error": error_chain(error)}),
+    )
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response<Full<Bytes>>> {
+    serde_json::from_slice(body).map_err(|error| {
+        answer(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": format!("bad control request: {error}")}),
+        )
+    })
+}
+
+async fn handle(network: SimNetwork, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let body = match http_body_util::Limited::new(request.into_body(), MAX_REQUEST_BYTES)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(error) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": format!("cannot read the request: {error}")}),
+            );
+        }
+    };
+    let result = match (method, path.as_str()) {
+        (Method::GET, "/health") => Ok(answer(StatusCode::OK, &json!({}))),
+        (Method::POST, "/bind") => match parse::<BindRequest>(&body) {
+            Ok(bind) => Ok(
+                match network.bind_organization(&bind.organization, bind.ip).await {
+                    Ok(address) => answer(StatusCode::OK, &json!({"address": address})),
+                    Err(error) => failed(&error),
+                },
+            ),
+            Err(response) => Err(response),
+        },
+        (Method::POST, "/install") => match parse::<InstallRequest>(&body) {
+            Ok(install) => Ok(match install.chart.parse::<ChartVersion>() {
+                Ok(chart) => match network
+                    .apply_backend(&install.organization, chart, &install.values)
+                    .await
+                {
+                    Ok(registration) => answer(StatusCode::OK, &json!(registration)),
+                    Err(error) => failed(&error),
+                },
+                Err(error) => answer(
+                    StatusCode::BAD_REQUEST,
+                    &json!({"error": format!("chart version {}: {error}", install.chart)}),
+                ),
+            }),
+            Err(response) => Err(response),
+        },
+        (Method::POST, "/uninstall") => match parse::<ExecRequest>(&body) {
+            Ok(uninstall) => Ok(
+                match network.uninstall_backend(&uninstall.organization).await {
+                    Ok(()) => answer(StatusCode::OK, &json!({})),
+                    Err(error) => failed(&error),
+                },
+            ),
+            Err(response) => Err(response),
+        },
+        (Method::PUT, "/registry") => match parse::<RegistrySnapshot>(&body) {
+            Ok(snapshot) => {
+                network.mirror_registry(&snapshot, Instant::now());
+                Ok(answer(StatusCode::OK, &json!({})))
+            }
+            Err(response) => Err(response),
+        },
+        (Method::POST, "/exec") => match parse::<ExecRequest>(&body) {
+            Ok(exec) => Ok(match network.exec(&exec.organization, &exec.argv).await {
+                Ok(output) => answer(
+                    StatusCode::OK,
+                    &json!(ExecAnswer {
+                        stdout: output.stdout,
+                        stderr: output.stderr,
+                        exit_code: output.exit_code,
+                    }),
+                ),
+                Err(error) => failed(&error),
+            }),
+            Err(response) => Err(response),
+        },
+        (_, path) => Ok(answer(
+            StatusCode::NOT_FOUND,
+            &json!({"error": format!("no control endpoint {path}")}),
+        )),
+    };
+    result.unwrap_or_else(|response| response)
+}
+
+/// `orgmesh sim-node serve`: serves the control API on `0.0.0.0:`[`CONTROL_PORT`] until killed.
+pub async fn serve(http_client_timeout: Duration) -> std::io::Result<()> {
+    let network = SimNetwork::new(SimOptions {
+        http_client_timeout,
+        ..SimOptions::default()
+    });
+    let listener =
+        TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, CONTROL_PORT))).await?;
+    println!("{READY_LINE}");
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let network = network.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let network = network.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(network, request).await) }
+            });
+            // A control connection that breaks has nothing to clean up.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Why a control request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("cannot reach the node at {address}: {reason}")]
+    Unreachable { address: SocketAddr, reason: String },
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Sends one control request to the node at `address` and returns its JSON answer.
+pub async fn request(
+    address: SocketAddr,
+    method: Method,
+    path: &str,
+    body: &Value,
+    timeout: Duration,
+) -> Result<Value, ControlError> {
+    let unreachable = |reason: String| ControlError::Unreachable { address, reason };
+    let exchange = async {
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        tokio::spawn(connection);
+        let http_request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", address.to_string())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| unreachable(e.to_string()))?;
+        let response = sender
+            .send_request(http_request)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .to_bytes();
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| unreachable(format!("the answer is not JSON: {e}")))?;
+        if status.is_success() {
+            Ok(value)
+        } else {
+            Err(ControlError::Refused(
+                value
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the node refused the request")
+                    .to_owned(),
+            ))
+        }
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or_else(|_| Err(unreachable(format!("no answer within {timeout:?}"))))
+}
+
+/// `orgmesh sim-node exec --organization ORG -- ARGV...`, run inside the node's container:
+/// prints what the command printed and returns its exit code.
+pub async fn exec(organization: &str, argv: &[String], timeout: Duration) -> i32 {
+    let body = json!(ExecRequest {
+        organization: organization.to_owned(),
+        argv: argv.to_vec(),
+    });
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, CONTROL_PORT));
+    match request(address, Method::POST, "/exec", &body, timeout).await {
+        Ok(answer) => match serde_json::from_value::<ExecAnswer>(answer) {
+            Ok(output) => {
+                print!("{}", output.stdout);
+                eprint!("{}", output.stderr);
+                output.exit_code
+            }
+            Err(error) => {
+                eprintln!("orgmesh sim-node exec: unexpected answer: {error}");
+                126
+            }
+        },
+        Err(error) => {
+            eprintln!("orgmesh sim-node exec: {error}");
+            126
+        }
+    }
+}
+
+/// Shared by the driver: a node's control address.
+pub fn control_address(ip: Ipv4Addr) -> SocketAddr {
+    SocketAddr::from((ip, CONTROL_PORT))
+}
+
+/// The registration a node answered to `/install`.
+pub fn registration(answer: Value) -> Result<BackendRegistration, ControlError> {
+    serde_json::from_value(answer)
+        .map_err(|e| ControlError::Refused(format!("unexpected /install answer: {e}")))
+}
