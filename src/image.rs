@@ -50,10 +50,15 @@ pub fn reference_for(binary: &[u8]) -> String {
     format!("{IMAGE_REPOSITORY}:{}-{short}", env!("CARGO_PKG_VERSION"))
 }
 
-/// The image reference of the running binary.
+/// The image reference of the running binary (read and hashed once per process).
 pub fn image_reference() -> Result<String, std::io::Error> {
+    static REFERENCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(reference) = REFERENCE.get() {
+        return Ok(reference.clone());
+    }
     let binary = std::env::current_exe()?;
-    Ok(reference_for(&std::fs::read(binary)?))
+    let reference = reference_for(&std::fs::read(binary)?);
+    Ok(REFERENCE.get_or_init(|| reference).clone())
 }
 
 /// The absolute paths `ldd` prints: `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` and
@@ -96,7 +101,7 @@ fn copy_into(root: &Path, source: &Path, target: &Path) -> Result<(), std::io::E
 /// Builds the image from the running binary; returns its reference.
 pub async fn build(environment: &Environment) -> Result<String, ImageError> {
     let binary = std::env::current_exe().map_err(ImageError::CurrentExe)?;
-    let reference = reference_for(&std::fs::read(&binary).map_err(ImageError::CurrentExe)?);
+    let reference = image_reference().map_err(ImageError::CurrentExe)?;
     let ldd = Command::new("ldd").arg(binary.display().to_string());
     let libraries = process::run(&environment.apply(ldd), BUILD_TIMEOUT)
         .await

@@ -359,6 +359,27 @@ pub async fn run(
             "remove the fault, or run the scenario on a provider that reproduces it",
         ));
     }
+    let verify_steps = Plan::new(scenario)
+        .steps
+        .iter()
+        .filter(|step| matches!(step, Step::Verify))
+        .count();
+    if let Some(fault) = scenario
+        .faults
+        .iter()
+        .find(|f| matches!(f.value, Fault::ClusterDown { .. }))
+        && verify_steps > 1
+    {
+        return Err(Error::usage(
+            format!(
+                "{}:{}:{}: `cluster-down` stops its cluster for good during the first verify step, and this scenario verifies {verify_steps} times",
+                scenario.file.display(),
+                fault.position.line,
+                fault.position.column
+            ),
+            "keep one verify step in a scenario with `cluster-down`",
+        ));
+    }
     // Before anything is created: a host that cannot run the scenario is told what to fix.
     // Organizations added by a step are placed from the start: they need an address (and a
     // namespace) before their step, and secrets for the links they will have.
@@ -1074,45 +1095,89 @@ async fn verify_all(context: &Context<'_>, state: &State) -> Result<Vec<CheckRes
         lowest_throttle(&state.documents),
     );
     let options = verify_options(context);
-    let cancel = &context.options.cancel;
-    let pacer = &pacer;
-    let options = &options;
-    let results: Vec<(String, Vec<CheckResult>, LastOutputs)> =
-        futures::stream::iter(sources.iter())
-            .take_while(|_| std::future::ready(!cancel.is_cancelled()))
-            .map(|source| async move {
-                let started = Instant::now();
-                (context.emit)(Event::OrganizationStarted {
-                    organization: source.name.clone(),
-                    action: Action::Verify,
-                });
-                let (checks, outputs) =
-                    verify::verify_source(context.provider, source, pacer, options, cancel).await;
-                let failed = checks.iter().filter(|c| !c.passed).count();
-                let outcome = if failed == 0 {
-                    Outcome::Done {
-                        duration: started.elapsed(),
-                    }
-                } else {
-                    Outcome::Failed {
-                        duration: started.elapsed(),
-                        message: format!(
-                            "{failed} of {} checks did not meet their expectation",
-                            checks.len()
-                        ),
-                    }
-                };
-                (context.emit)(Event::OrganizationFinished {
-                    organization: source.name.clone(),
-                    action: Action::Verify,
-                    outcome,
-                });
-                (source.name.clone(), checks, outputs)
+    let down: std::collections::HashSet<&str> = scenario
+        .faults
+        .iter()
+        .filter_map(|f| match &f.value {
+            Fault::ClusterDown { cluster } => Some(cluster.as_str()),
+            _ => None,
+        })
+        .collect();
+    let cluster_of: HashMap<&str, &str> = scenario
+        .organizations
+        .iter()
+        .map(|o| (o.name.as_str(), o.cluster.as_str()))
+        .collect();
+    let is_down = |organization: &str| {
+        cluster_of
+            .get(organization)
+            .is_some_and(|cluster| down.contains(cluster))
+    };
+    let results = if down.is_empty() {
+        verify_sources(context, &sources, &pacer, &options, true).await
+    } else {
+        // `cluster-down`: the stopped clusters' own links are checked while they still run,
+        // except those into a stopped cluster; then the clusters stop, and everything else is
+        // checked against the network as it is now.
+        let (inside, outside): (Vec<Source>, Vec<Source>) =
+            sources.into_iter().partition(|s| down.contains(s.cluster.as_str()));
+        // Their progress spans both passes: announced here, finished once merged.
+        let inside_started = Instant::now();
+        for source in &inside {
+            (context.emit)(Event::OrganizationStarted {
+                organization: source.name.clone(),
+                action: Action::Verify,
+            });
+        }
+        let mut before = verify_sources(context, &inside, &pacer, &options, false).await;
+        if context.options.cancel.is_cancelled() {
+            return Err(Error::Interrupted);
+        }
+        for cluster in scenario.clusters.iter().filter(|c| down.contains(c.name.as_str())) {
+            context
+                .provider
+                .stop_cluster(&cluster.name)
+                .await
+                .map_err(|e| Error::infrastructure(format!("cluster-down: {e}"), None))?;
+            (context.emit)(Event::Warning {
+                message: format!("cluster {} stopped (cluster-down fault)", cluster.name),
+            });
+        }
+        let into_down: Vec<Source> = inside
+            .iter()
+            .map(|source| Source {
+                targets: source
+                    .targets
+                    .iter()
+                    .filter(|t| is_down(&t.name))
+                    .cloned()
+                    .collect(),
+                ..source.clone()
             })
-            .buffer_unordered(context.options.jobs.max(1))
-            .collect()
-            .await;
-    if cancel.is_cancelled() {
+            .filter(|source| !source.targets.is_empty())
+            .collect();
+        let mut after = verify_sources(context, &outside, &pacer, &options, true).await;
+        let stopped = verify_sources(context, &into_down, &pacer, &options, false).await;
+        for (name, checks, _) in &mut before {
+            checks.retain(|c| !is_down(&c.to));
+            if let Some((_, later, _)) = stopped.iter().find(|(n, _, _)| n == name) {
+                checks.extend(
+                    later
+                        .iter()
+                        .filter(|c| c.check != report::CheckKind::Complete)
+                        .cloned(),
+                );
+            }
+            (context.emit)(Event::OrganizationFinished {
+                organization: name.clone(),
+                action: Action::Verify,
+                outcome: verify_outcome(checks, inside_started.elapsed()),
+            });
+        }
+        after.extend(before);
+        after
+    };
+    if context.options.cancel.is_cancelled() {
         return Err(Error::Interrupted);
     }
     // Keep the scenario's order, whatever order the organizations finished in.
@@ -1138,6 +1203,59 @@ async fn verify_all(context: &Context<'_>, state: &State) -> Result<Vec<CheckRes
         all.extend(checks);
     }
     Ok(all)
+}
+
+/// How one organization's verification ended, for the progress display.
+fn verify_outcome(checks: &[CheckResult], duration: Duration) -> Outcome {
+    let failed = checks.iter().filter(|c| !c.passed).count();
+    if failed == 0 {
+        Outcome::Done { duration }
+    } else {
+        Outcome::Failed {
+            duration,
+            message: format!(
+                "{failed} of {} checks did not meet their expectation",
+                checks.len()
+            ),
+        }
+    }
+}
+
+/// Verifies each source (`jobs` at a time); `announce`: emit per-organization progress.
+async fn verify_sources(
+    context: &Context<'_>,
+    sources: &[Source],
+    pacer: &Pacer,
+    options: &VerifyOptions,
+    announce: bool,
+) -> Vec<(String, Vec<CheckResult>, LastOutputs)> {
+    let cancel = &context.options.cancel;
+    let emit = |event: Event| {
+        if announce {
+            (context.emit)(event);
+        }
+    };
+    let emit = &emit;
+    futures::stream::iter(sources.iter())
+        .take_while(|_| std::future::ready(!cancel.is_cancelled()))
+        .map(|source| async move {
+            let started = Instant::now();
+            emit(Event::OrganizationStarted {
+                organization: source.name.clone(),
+                action: Action::Verify,
+            });
+            let (checks, outputs) =
+                verify::verify_source(context.provider, source, pacer, options, cancel).await;
+            emit(Event::OrganizationFinished {
+                organization: source.name.clone(),
+                action: Action::Verify,
+                outcome: verify_outcome(&checks, started.elapsed()),
+            });
+            (source.name.clone(), checks, outputs)
+        })
+        .buffer_unordered(context.options.jobs.max(1))
+        .collect()
+        .await
 }
 
 /// The removed organizations an organization's database still lists as outgoing (a

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 use super::observe::{Seen, auth_from_probe, completeness, last_line, reach_from_table};
 use super::probe::{parse_probe_output, probe_argv, table_argv};
 use super::table::parse_outgoing_table;
-use crate::provider::Provider;
+use crate::provider::{Provider, ProviderError};
 use crate::report::{CheckKind, CheckResult};
 use crate::run::Cancel;
 use crate::scenario::{AuthOutcome, Reach};
@@ -202,6 +202,15 @@ fn map_seen<T: ToString>(seen: Seen<T>) -> Seen<String> {
     }
 }
 
+/// What one run of the outgoing table gave.
+enum TableSeen {
+    Rows(Vec<super::table::OutgoingRow>),
+    /// Not meaningful yet (crash before sync, throttled, exec failed).
+    Retry(String),
+    /// The source's cluster is stopped.
+    Down(String),
+}
+
 /// Raw outputs of the last attempt, for diagnostics.
 #[derive(Debug, Clone, Default)]
 pub struct LastOutputs {
@@ -257,28 +266,34 @@ pub async fn verify_source(
                 () = pacer.acquire(&source.cluster) => {}
                 () = cancel.cancelled() => break,
             }
-            let seen: Result<Vec<_>, String> =
-                match provider.exec(&source.name, &table_argv()).await {
-                    Ok(output) if output.exit_code == 0 => {
-                        outputs.table = output.stdout.clone();
-                        parse_outgoing_table(&output.stdout).map_err(|e| e.to_string())
+            let seen = match provider.exec(&source.name, &table_argv()).await {
+                Ok(output) if output.exit_code == 0 => {
+                    outputs.table = output.stdout.clone();
+                    match parse_outgoing_table(&output.stdout) {
+                        Ok(rows) => TableSeen::Rows(rows),
+                        Err(error) => TableSeen::Retry(error.to_string()),
                     }
-                    Ok(output) => {
-                        pacer.refund(&source.cluster).await;
-                        outputs.table =
-                            format!("exit code {}\n{}", output.exit_code, output.stderr);
-                        Err(format!(
-                            "get_outgoing_organization failed: {}",
-                            last_line(&output.stderr)
-                        ))
-                    }
-                    Err(error) => {
-                        pacer.refund(&source.cluster).await;
-                        Err(format!("cannot run get_outgoing_organization: {error}"))
-                    }
-                };
+                }
+                Ok(output) => {
+                    pacer.refund(&source.cluster).await;
+                    outputs.table = format!("exit code {}\n{}", output.exit_code, output.stderr);
+                    TableSeen::Retry(format!(
+                        "get_outgoing_organization failed: {}",
+                        last_line(&output.stderr)
+                    ))
+                }
+                Err(error @ ProviderError::ClusterDown { .. }) => {
+                    pacer.refund(&source.cluster).await;
+                    outputs.table = error.to_string();
+                    TableSeen::Down(error.to_string())
+                }
+                Err(error) => {
+                    pacer.refund(&source.cluster).await;
+                    TableSeen::Retry(format!("cannot run get_outgoing_organization: {error}"))
+                }
+            };
             match seen {
-                Ok(rows) => {
+                TableSeen::Rows(rows) => {
                     for (tracker, target) in reach.iter_mut().zip(&source.targets) {
                         tracker.observe(map_seen(reach_from_table(&rows, &target.msp_id)), stable);
                     }
@@ -308,7 +323,19 @@ pub async fn verify_source(
                         stable,
                     );
                 }
-                Err(reason) => {
+                TableSeen::Down(detail) => {
+                    // Nothing runs in a stopped cluster: every link from it is broken.
+                    for tracker in reach.iter_mut().chain(std::iter::once(&mut complete)) {
+                        tracker.observe(
+                            Seen::Value {
+                                value: Reach::Error.to_string(),
+                                detail: Some(detail.clone()),
+                            },
+                            stable,
+                        );
+                    }
+                }
+                TableSeen::Retry(reason) => {
                     for tracker in reach.iter_mut().chain(std::iter::once(&mut complete)) {
                         tracker.observe(
                             Seen::Retry {
@@ -337,6 +364,18 @@ pub async fn verify_source(
                         tracker.observe(
                             Seen::Retry {
                                 reason: reason.clone(),
+                            },
+                            stable,
+                        );
+                    }
+                }
+                Err(error @ ProviderError::ClusterDown { .. }) => {
+                    outputs.probe = error.to_string();
+                    for tracker in &mut auth {
+                        tracker.observe(
+                            Seen::Value {
+                                value: AuthOutcome::Error.to_string(),
+                                detail: Some(error.to_string()),
                             },
                             stable,
                         );
