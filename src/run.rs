@@ -1119,8 +1119,9 @@ async fn verify_all(context: &Context<'_>, state: &State) -> Result<Vec<CheckRes
         // `cluster-down`: the stopped clusters' own links are checked while they still run,
         // except those into a stopped cluster; then the clusters stop, and everything else is
         // checked against the network as it is now.
-        let (inside, outside): (Vec<Source>, Vec<Source>) =
-            sources.into_iter().partition(|s| down.contains(s.cluster.as_str()));
+        let (inside, outside): (Vec<Source>, Vec<Source>) = sources
+            .into_iter()
+            .partition(|s| down.contains(s.cluster.as_str()));
         // Their progress spans both passes: announced here, finished once merged.
         let inside_started = Instant::now();
         for source in &inside {
@@ -1133,7 +1134,11 @@ async fn verify_all(context: &Context<'_>, state: &State) -> Result<Vec<CheckRes
         if context.options.cancel.is_cancelled() {
             return Err(Error::Interrupted);
         }
-        for cluster in scenario.clusters.iter().filter(|c| down.contains(c.name.as_str())) {
+        for cluster in scenario
+            .clusters
+            .iter()
+            .filter(|c| down.contains(c.name.as_str()))
+        {
             context
                 .provider
                 .stop_cluster(&cluster.name)

@@ -89,100 +89,97 @@ fn answer(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     response
 }
 
-fn failed(error: &SimError) -> Response<Full<Bytes>> {
-    answer(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        &json!({"error": error_chain(error)}),
-    )
+/// Why a control request got no answer of its own.
+enum Failure {
+    BadRequest(String),
+    NotFound(String),
+    Sim(SimError),
 }
 
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response<Full<Bytes>>> {
-    serde_json::from_slice(body).map_err(|error| {
-        answer(
-            StatusCode::BAD_REQUEST,
-            &json!({"error": format!("bad control request: {error}")}),
-        )
-    })
+impl From<SimError> for Failure {
+    fn from(error: SimError) -> Self {
+        Self::Sim(error)
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Failure> {
+    serde_json::from_slice(body)
+        .map_err(|error| Failure::BadRequest(format!("bad control request: {error}")))
+}
+
+async fn route(
+    network: &SimNetwork,
+    method: &Method,
+    path: &str,
+    body: &[u8],
+) -> Result<Value, Failure> {
+    match (method, path) {
+        (&Method::GET, "/health") => Ok(json!({})),
+        (&Method::POST, "/bind") => {
+            let bind: BindRequest = parse(body)?;
+            let address = network
+                .bind_organization(&bind.organization, bind.ip)
+                .await?;
+            Ok(json!({"address": address}))
+        }
+        (&Method::POST, "/install") => {
+            let install: InstallRequest = parse(body)?;
+            let chart = install.chart.parse::<ChartVersion>().map_err(|error| {
+                Failure::BadRequest(format!("chart version {}: {error}", install.chart))
+            })?;
+            let registration = network
+                .apply_backend(&install.organization, chart, &install.values)
+                .await?;
+            Ok(json!(registration))
+        }
+        (&Method::POST, "/uninstall") => {
+            let uninstall: ExecRequest = parse(body)?;
+            network.uninstall_backend(&uninstall.organization).await?;
+            Ok(json!({}))
+        }
+        (&Method::PUT, "/registry") => {
+            let snapshot: RegistrySnapshot = parse(body)?;
+            network.mirror_registry(&snapshot, Instant::now());
+            Ok(json!({}))
+        }
+        (&Method::POST, "/exec") => {
+            let exec: ExecRequest = parse(body)?;
+            let output = network.exec(&exec.organization, &exec.argv).await?;
+            Ok(json!(ExecAnswer {
+                stdout: output.stdout,
+                stderr: output.stderr,
+                exit_code: output.exit_code,
+            }))
+        }
+        (_, path) => Err(Failure::NotFound(format!("no control endpoint {path}"))),
+    }
 }
 
 async fn handle(network: SimNetwork, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let body = match http_body_util::Limited::new(request.into_body(), MAX_REQUEST_BYTES)
+    let body = http_body_util::Limited::new(request.into_body(), MAX_REQUEST_BYTES)
         .collect()
         .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(error) => {
-            return answer(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": format!("cannot read the request: {error}")}),
-            );
+        .map(|body| body.to_bytes())
+        .map_err(|error| Failure::BadRequest(format!("cannot read the request: {error}")));
+    let result = match body {
+        Ok(body) => route(&network, &method, &path, &body).await,
+        Err(failure) => Err(failure),
+    };
+    match result {
+        Ok(value) => answer(StatusCode::OK, &value),
+        Err(Failure::BadRequest(message)) => {
+            answer(StatusCode::BAD_REQUEST, &json!({"error": message}))
         }
-    };
-    let result = match (method, path.as_str()) {
-        (Method::GET, "/health") => Ok(answer(StatusCode::OK, &json!({}))),
-        (Method::POST, "/bind") => match parse::<BindRequest>(&body) {
-            Ok(bind) => Ok(
-                match network.bind_organization(&bind.organization, bind.ip).await {
-                    Ok(address) => answer(StatusCode::OK, &json!({"address": address})),
-                    Err(error) => failed(&error),
-                },
-            ),
-            Err(response) => Err(response),
-        },
-        (Method::POST, "/install") => match parse::<InstallRequest>(&body) {
-            Ok(install) => Ok(match install.chart.parse::<ChartVersion>() {
-                Ok(chart) => match network
-                    .apply_backend(&install.organization, chart, &install.values)
-                    .await
-                {
-                    Ok(registration) => answer(StatusCode::OK, &json!(registration)),
-                    Err(error) => failed(&error),
-                },
-                Err(error) => answer(
-                    StatusCode::BAD_REQUEST,
-                    &json!({"error": format!("chart version {}: {error}", install.chart)}),
-                ),
-            }),
-            Err(response) => Err(response),
-        },
-        (Method::POST, "/uninstall") => match parse::<ExecRequest>(&body) {
-            Ok(uninstall) => Ok(
-                match network.uninstall_backend(&uninstall.organization).await {
-                    Ok(()) => answer(StatusCode::OK, &json!({})),
-                    Err(error) => failed(&error),
-                },
-            ),
-            Err(response) => Err(response),
-        },
-        (Method::PUT, "/registry") => match parse::<RegistrySnapshot>(&body) {
-            Ok(snapshot) => {
-                network.mirror_registry(&snapshot, Instant::now());
-                Ok(answer(StatusCode::OK, &json!({})))
-            }
-            Err(response) => Err(response),
-        },
-        (Method::POST, "/exec") => match parse::<ExecRequest>(&body) {
-            Ok(exec) => Ok(match network.exec(&exec.organization, &exec.argv).await {
-                Ok(output) => answer(
-                    StatusCode::OK,
-                    &json!(ExecAnswer {
-                        stdout: output.stdout,
-                        stderr: output.stderr,
-                        exit_code: output.exit_code,
-                    }),
-                ),
-                Err(error) => failed(&error),
-            }),
-            Err(response) => Err(response),
-        },
-        (_, path) => Ok(answer(
-            StatusCode::NOT_FOUND,
-            &json!({"error": format!("no control endpoint {path}")}),
-        )),
-    };
-    result.unwrap_or_else(|response| response)
+        Err(Failure::NotFound(message)) => {
+            answer(StatusCode::NOT_FOUND, &json!({"error": message}))
+        }
+        Err(Failure::Sim(error)) => answer(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({"error": error_chain(&error)}),
+        ),
+    }
 }
 
 /// `orgmesh sim-node serve`: serves the control API on `0.0.0.0:`[`CONTROL_PORT`] until killed.
