@@ -24,23 +24,7 @@ static ENGINE: Mutex<()> = Mutex::new(());
 
 /// The engine lock, or `None` (after saying why) when there is no engine to test against.
 fn engine() -> Option<MutexGuard<'static, ()>> {
-    let info = Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output();
-    let reachable = info.as_ref().is_ok_and(|output| output.status.success());
-    if !reachable {
-        let reason = match &info {
-            Ok(output) => String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            Err(error) => format!("docker: {error}"),
-        };
-        assert!(
-            std::env::var("ORGMESH_REQUIRE_DOCKER").as_deref() != Ok("1"),
-            "ORGMESH_REQUIRE_DOCKER=1 but no Docker engine is reachable: {reason}"
-        );
-        eprintln!("SKIPPED: no Docker engine is reachable ({reason})");
-        return None;
-    }
-    Some(ENGINE.lock().unwrap_or_else(PoisonError::into_inner))
+    common::docker_reachable().then(|| ENGINE.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
 fn docker(arguments: &[&str]) -> String {
@@ -239,6 +223,34 @@ fn a_stopped_cluster_breaks_exactly_the_links_into_it() {
         run.stderr()
     );
     assert_nothing_left(&report.run_id);
+}
+
+#[test]
+fn without_docker_the_run_says_so_and_exits_3() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let output = orgmesh()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args([
+            "run",
+            "scenarios/guide.yaml",
+            "--isolation",
+            "containers",
+            "--run-dir",
+        ])
+        .arg(directory.path().join("run"))
+        .output()
+        .expect("orgmesh runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("Docker is not available at /nonexistent/docker.sock"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("start the Docker engine"), "{stderr}");
+    assert!(
+        !directory.path().join("run").exists(),
+        "nothing was created"
+    );
 }
 
 #[test]

@@ -62,6 +62,23 @@ fn a_run_shows_no_secret_anywhere(
     #[values(None, Some("5"))] seed: Option<&str>,
     #[values(false, true)] failing: bool,
 ) {
+    assert_no_secret_shown(scenario, seed, failing, &[]);
+}
+
+/// With container isolation the values documents travel to the node containers, and the
+/// nodes' logs are part of a failed organization's diagnostics.
+#[rstest]
+fn a_container_run_shows_no_secret_anywhere(
+    #[values("faults", "qualification")] scenario: &str,
+    #[values(false, true)] failing: bool,
+) {
+    if !common::docker_reachable() {
+        return;
+    }
+    assert_no_secret_shown(scenario, None, failing, &["--isolation", "containers"]);
+}
+
+fn assert_no_secret_shown(scenario: &str, seed: Option<&str>, failing: bool, extra: &[&str]) {
     let mut text = read_text(&package_root().join(format!("scenarios/{scenario}.yaml")));
     if failing {
         text.push_str(if scenario == "faults" {
@@ -82,6 +99,7 @@ fn a_run_shows_no_secret_anywhere(
     if let Some(seed) = seed {
         arguments.extend(["--seed".to_owned(), seed.to_owned()]);
     }
+    arguments.extend(extra.iter().map(|a| (*a).to_owned()));
     let arguments: Vec<&str> = arguments.iter().map(String::as_str).collect();
     let run = run_text(&format!("{scenario}.yaml"), &text, &arguments);
     assert_eq!(

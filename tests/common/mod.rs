@@ -94,3 +94,24 @@ pub fn secret_like_runs(text: &str) -> Vec<String> {
     }
     runs
 }
+
+/// Whether a Docker engine answers. When it does not, says `SKIPPED: …` (the caller returns);
+/// with `ORGMESH_REQUIRE_DOCKER=1` (CI) that is a failure instead.
+pub fn docker_reachable() -> bool {
+    let info = std::process::Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output();
+    if info.as_ref().is_ok_and(|output| output.status.success()) {
+        return true;
+    }
+    let reason = match &info {
+        Ok(output) => String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        Err(error) => format!("docker: {error}"),
+    };
+    assert!(
+        std::env::var("ORGMESH_REQUIRE_DOCKER").as_deref() != Ok("1"),
+        "ORGMESH_REQUIRE_DOCKER=1 but no Docker engine is reachable: {reason}"
+    );
+    eprintln!("SKIPPED: no Docker engine is reachable ({reason})");
+    false
+}
