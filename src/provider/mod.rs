@@ -179,7 +179,7 @@ impl Provider {
                 }
                 Ok(None)
             }
-            Self::Containers(provider) => provider.preflight().await.map(Some),
+            Self::Containers(provider) => provider.preflight(scenario).await.map(Some),
             Self::Kubernetes(provider) => provider.preflight(scenario).await.map(Some),
         }
     }

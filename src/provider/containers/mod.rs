@@ -40,6 +40,38 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `nsenter … iptables` may take.
 const FILTER_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Whether this process runs as root: `Uid:` of /proc/self/status (real, effective, ...).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+/// A partition is a packet filter entered into a container's namespace: that takes root and
+/// the `nsenter` and `iptables` commands.
+fn partition_preflight() -> Result<(), ProviderError> {
+    let missing: Vec<&str> = ["nsenter", "iptables"]
+        .into_iter()
+        .filter(|program| process::find_program(program).is_none())
+        .collect();
+    if !missing.is_empty() {
+        return Err(ProviderError::Container(format!(
+            "a partition needs {} on the host\nhint: install util-linux (nsenter) and iptables, e.g. `apt-get install util-linux iptables`",
+            missing.join(" and ")
+        )));
+    }
+    if !is_root() {
+        return Err(ProviderError::Container(
+            "a partition is cut inside a container's network namespace, which needs root\nhint: run orgmesh as root (or with sudo), or drop the partition fault".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// One scenario cluster's container.
 struct Node {
     container: RwLock<Option<Arc<ContainerAsync<GenericImage>>>>,
@@ -112,8 +144,16 @@ impl ContainerProvider {
         format!("orgmesh-{run_id}")
     }
 
-    /// Docker is reachable and the node image exists (it is built when missing).
-    pub async fn preflight(&mut self) -> Result<String, ProviderError> {
+    /// Docker is reachable, partitions can be cut, and the node image exists (it is built
+    /// when missing).
+    pub async fn preflight(&mut self, scenario: &Scenario) -> Result<String, ProviderError> {
+        let partitions = scenario
+            .faults
+            .iter()
+            .any(|f| matches!(f.value, Fault::Partition { .. }));
+        if partitions {
+            partition_preflight()?;
+        }
         let docker = docker::connect().await.map_err(docker_error)?;
         let reference = crate::image::image_reference()
             .map_err(|e| ProviderError::Container(format!("cannot name the node image: {e}")))?;
