@@ -191,6 +191,11 @@ pub async fn serve(http_client_timeout: Duration) -> std::io::Result<()> {
     let listener =
         TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, CONTROL_PORT))).await?;
     println!("{READY_LINE}");
+    serve_control(listener, network).await
+}
+
+/// Serves the control API of `network` on `listener`.
+pub async fn serve_control(listener: TcpListener, network: SimNetwork) -> std::io::Result<()> {
     loop {
         let (stream, _) = listener.accept().await?;
         let network = network.clone();
@@ -306,4 +311,106 @@ pub fn control_address(ip: Ipv4Addr) -> SocketAddr {
 pub fn registration(answer: Value) -> Result<BackendRegistration, ControlError> {
     serde_json::from_value(answer)
         .map_err(|e| ControlError::Refused(format!("unexpected /install answer: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::probe::table_argv;
+
+    async fn node() -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let task = tokio::spawn(serve_control(
+            listener,
+            SimNetwork::new(SimOptions {
+                sync_lag: Duration::ZERO,
+                ..SimOptions::default()
+            }),
+        ));
+        (address, task)
+    }
+
+    async fn call(address: SocketAddr, method: Method, path: &str, body: Value) -> Value {
+        request(address, method, path, &body, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The protocol the driver speaks, on loopback: bind, install (the registration comes
+    /// back instead of being made), the mirrored registry, then exec of the outgoing table.
+    #[tokio::test]
+    async fn a_node_installs_registers_through_its_driver_and_execs() {
+        let (address, task) = node().await;
+        let ip = Ipv4Addr::new(127, 0, 77, 1);
+        let bound = call(
+            address,
+            Method::POST,
+            "/bind",
+            json!({"organization": "ingen", "ip": ip}),
+        )
+        .await;
+        let org_address = bound["address"].as_str().unwrap().to_owned();
+        assert!(
+            org_address.starts_with("http://127.0.77.1:"),
+            "{org_address}"
+        );
+
+        let values = json!({
+            "organizationName": "ingen",
+            "orchestrator": {"mspID": "IngenMSP", "channels": [{"lab": {"restricted": false}}]},
+            "server": {"defaultDomain": org_address},
+            "config": {"ALLOWED_HOSTS": "[\"127.0.77.1\"]"},
+            "addAccountOperator": {"outgoingOrganizations": [{"name": "IngenMSP", "secret": "s".repeat(128)}],
+                                   "incomingOrganizations": [{"name": "IngenMSP", "secret": "s".repeat(128)}]},
+        });
+        let answer = call(
+            address,
+            Method::POST,
+            "/install",
+            json!({"organization": "ingen", "chart": "26.15.3", "values": values}),
+        )
+        .await;
+        let registration = registration(answer).unwrap();
+        assert_eq!(registration.msp_id, "IngenMSP");
+        assert_eq!(registration.channels, ["lab"]);
+
+        // Before the driver pushes a registry the table crashes as an unsynced backend does.
+        let exec = json!({"organization": "ingen", "argv": table_argv()});
+        let before: ExecAnswer =
+            serde_json::from_value(call(address, Method::POST, "/exec", exec.clone()).await)
+                .unwrap();
+        assert_ne!(before.exit_code, 0, "{}", before.stdout);
+
+        let orchestrator = SimNetwork::new(SimOptions::default());
+        orchestrator
+            .install_orchestrator(
+                &json!({"channels": [{"name": "lab", "organizations": ["IngenMSP"]}]}),
+            )
+            .await
+            .unwrap();
+        orchestrator
+            .register_backend(&registration, Instant::now() - Duration::from_secs(1))
+            .unwrap();
+        let snapshot = orchestrator.registry_snapshot(Instant::now()).unwrap();
+        call(address, Method::PUT, "/registry", json!(snapshot)).await;
+        let after: ExecAnswer =
+            serde_json::from_value(call(address, Method::POST, "/exec", exec).await).unwrap();
+        assert_eq!(after.exit_code, 0, "{}", after.stderr);
+        assert!(after.stdout.contains("IngenMSP"), "{}", after.stdout);
+        assert!(after.stdout.contains("200"), "{}", after.stdout);
+
+        // Failures come back as the simulator's error, never with the values document.
+        let refused = request(
+            address,
+            Method::POST,
+            "/install",
+            &json!({"organization": "nobody", "chart": "26.15.3", "values": {}}),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_err();
+        assert!(refused.to_string().contains("nobody"), "{refused}");
+        task.abort();
+    }
 }
