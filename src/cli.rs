@@ -703,11 +703,8 @@ async fn build_image() -> Result<i32, Error> {
     let reference = crate::image::build(&crate::process::Environment::inherit())
         .await
         .map_err(|e| {
-            let detail = std::error::Error::source(&e)
-                .map(|s| format!(": {s}"))
-                .unwrap_or_default();
             Error::infrastructure(
-                format!("{e}{detail}"),
+                crate::error::error_chain(&e),
                 Some("the image needs a running Docker engine (`docker info`)".into()),
             )
         })?;

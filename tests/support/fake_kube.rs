@@ -44,6 +44,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use orgmesh::charts::ChartVersion;
+use orgmesh::error::error_chain;
 use orgmesh::provider::sim::{SimError, SimNetwork};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -649,18 +650,6 @@ async fn run_exec(
     }
     let _ = socket.send(frame(3, status.to_string().as_bytes())).await;
     let _ = socket.send(Message::Close(None)).await;
-}
-
-/// An error and its sources, joined by `: `.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -29,6 +29,7 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use super::{ExecOutput, ProviderError};
 use crate::charts::ChartVersion;
 use crate::docker::{self, CLUSTER_LABEL, RUN_LABEL, RunNetwork};
+use crate::error::error_chain;
 use crate::process::{self, Command, Environment};
 use crate::provider::sim::{SimNetwork, SimOptions};
 use crate::scenario::{Fault, Scenario};
@@ -164,7 +165,7 @@ impl ContainerProvider {
             crate::image::build(&self.environment).await.map_err(|e| {
                 ProviderError::Container(format!(
                     "cannot build the node image {reference}: {}",
-                    node::error_chain(&e)
+                    error_chain(&e)
                 ))
             })?;
         }
@@ -209,10 +210,7 @@ impl ContainerProvider {
                 .with_startup_timeout(START_TIMEOUT);
             async move {
                 let container = request.start().await.map_err(|e| {
-                    ProviderError::Container(format!(
-                        "cannot start {name}: {}",
-                        node::error_chain(&e)
-                    ))
+                    ProviderError::Container(format!("cannot start {name}: {}", error_chain(&e)))
                 })?;
                 let ip = match container.get_bridge_ip_address().await {
                     Ok(IpAddr::V4(ip)) => ip,
@@ -224,7 +222,7 @@ impl ContainerProvider {
                     Err(e) => {
                         return Err(ProviderError::Container(format!(
                             "cannot read the address of {name}: {}",
-                            node::error_chain(&e)
+                            error_chain(&e)
                         )));
                     }
                 };
@@ -423,7 +421,7 @@ impl ContainerProvider {
         ];
         command.extend(argv.iter().cloned());
         let failed = |error: testcontainers::TestcontainersError| {
-            let detail = node::error_chain(&error);
+            let detail = error_chain(&error);
             if is_stopped() {
                 down(detail)
             } else {
@@ -489,7 +487,7 @@ impl ContainerProvider {
                 ProviderError::Container(format!(
                     "cannot cut {from} → {to} in {}'s network namespace: {}\nhint: partitions need root (or CAP_NET_ADMIN and CAP_SYS_ADMIN) and the nsenter and iptables commands on the host",
                     source.name,
-                    node::error_chain(&e)
+                    error_chain(&e)
                 ))
             })?;
         }
@@ -505,11 +503,7 @@ impl ContainerProvider {
             .insert(cluster.to_owned());
         if let Some(container) = node.container() {
             container.stop_with_timeout(Some(0)).await.map_err(|e| {
-                ProviderError::Container(format!(
-                    "cannot stop {}: {}",
-                    node.name,
-                    node::error_chain(&e)
-                ))
+                ProviderError::Container(format!("cannot stop {}: {}", node.name, error_chain(&e)))
             })?;
         }
         Ok(())
@@ -552,7 +546,7 @@ impl ContainerProvider {
             if let Some(container) = container.and_then(|c| Arc::try_unwrap(c).ok())
                 && let Err(error) = container.rm().await
             {
-                failures.push(format!("{}: {}", node.name, node::error_chain(&error)));
+                failures.push(format!("{}: {}", node.name, error_chain(&error)));
             }
         }
         if let Some(docker) = &self.docker

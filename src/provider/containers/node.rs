@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::charts::ChartVersion;
+use crate::error::error_chain;
 use crate::provider::sim::{
     BackendRegistration, RegistrySnapshot, SimError, SimNetwork, SimOptions,
 };
@@ -69,18 +70,6 @@ pub struct ExecAnswer {
     pub stdout: String,
     pub stderr: String,
     pub exit_code: i32,
-}
-
-/// An error and its causes, one text.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn answer(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
