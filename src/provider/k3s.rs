@@ -745,7 +745,7 @@ users:
     #[test]
     fn the_kubeconfig_points_at_the_mapped_port_under_the_cluster_name() {
         let config = rewrite_kubeconfig(K3S_YAML, 41234, "orgmesh-r1-cluster-1").unwrap();
-        insta::assert_json_snapshot!("k3s_kubeconfig_rewritten", config);
+        insta::assert_yaml_snapshot!("k3s_kubeconfig_rewritten", config);
         assert_eq!(
             config.pointer("/clusters/0/cluster/server"),
             Some(&json!("https://127.0.0.1:41234"))
