@@ -189,6 +189,125 @@ async fn without_the_k3s_image_the_run_exits_3_before_creating_anything() {
     );
 }
 
+/// An image that exists in the engine but has nothing to run: imported from an empty root
+/// file system, so no registry is involved. Removed by the guard.
+struct EmptyImage {
+    docker: Docker,
+    reference: String,
+}
+
+impl EmptyImage {
+    async fn import(docker: &Docker, repository: &str) -> Self {
+        use testcontainers::bollard::query_parameters::CreateImageOptions;
+        let options = CreateImageOptions {
+            from_src: Some("-".into()),
+            repo: Some(repository.into()),
+            tag: Some("v0".into()),
+            ..Default::default()
+        };
+        // A tar archive without entries: two zero blocks.
+        let empty = bytes::Bytes::from(vec![0u8; 1024]);
+        let mut stream = docker.create_image(
+            Some(options),
+            Some(testcontainers::bollard::body_full(empty)),
+            None,
+        );
+        while let Some(progress) = futures::StreamExt::next(&mut stream).await {
+            progress.expect("the empty image is imported");
+        }
+        Self {
+            docker: docker.clone(),
+            reference: format!("{repository}:v0"),
+        }
+    }
+
+    async fn remove(self) {
+        let _ = self
+            .docker
+            .remove_image(
+                &self.reference,
+                None::<testcontainers::bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await;
+    }
+}
+
+/// The container path itself, on the real engine, up to the point where a real k3s image is
+/// needed: preflight passes (the image is present), the run network and both containers are
+/// created with the run's labels and the scenario's `images:` exported for preloading, the
+/// containers cannot start (the image has no `server` to run; an engine that refuses
+/// privileged containers fails them earlier, at `apply caps`), and the run exits 3 with every
+/// container and network of the run removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_k3s_container_that_cannot_start_is_an_infrastructure_error_and_is_removed() {
+    let Some(docker) = docker_or_skip("k3s container start failure").await else {
+        return;
+    };
+    let _one_at_a_time = DOCKER.lock().await;
+    let image = EmptyImage::import(&docker, "orgmesh-test/not-k3s").await;
+    let before = labelled(&docker).await;
+    let work = TempDir::new().unwrap();
+    let state = work.path().join("state");
+    // /proc as a host fit for two clusters: this machine's real limits may be lower.
+    let proc = work.path().join("proc");
+    std::fs::create_dir_all(proc.join("sys/fs/inotify")).unwrap();
+    std::fs::write(proc.join("sys/fs/inotify/max_user_instances"), "8192\n").unwrap();
+    std::fs::write(proc.join("sys/fs/inotify/max_user_watches"), "1048576\n").unwrap();
+    std::fs::write(
+        proc.join("meminfo"),
+        "MemTotal: 67108864 kB\nMemAvailable: 62914560 kB\n",
+    )
+    .unwrap();
+    let guide = std::fs::read_to_string(repository().join("scenarios/guide.yaml")).unwrap();
+    let scenario = work.path().join("images.yaml");
+    std::fs::write(&scenario, format!("{guide}images: [{}]\n", image.reference)).unwrap();
+    let run_dir = work.path().join("run");
+    let fakes = repository().join("tests/fakes");
+    let output = finish(
+        orgmesh(&[
+            "run",
+            scenario.to_str().unwrap(),
+            "--provider",
+            "k3s",
+            "--run-dir",
+            run_dir.to_str().unwrap(),
+        ])
+        .env("ORGMESH_K3S_IMAGE", &image.reference)
+        .env("ORGMESH_PROC_ROOT", &proc)
+        .env("ORGMESH_FAKE_STATE", &state)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                fakes.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        ),
+    )
+    .await;
+    let after = labelled(&docker).await;
+    image.remove().await;
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("could not start the k3s container `orgmesh-"),
+        "{stderr}"
+    );
+    assert_eq!(after, before, "the run left containers or networks behind");
+    // What the run did create on the host side: private directories, and the image archive
+    // for the containers to import.
+    for directory in ["kubeconfig", "k3s", "k3s/cluster-1", "k3s/images"] {
+        let mode = std::fs::metadata(run_dir.join(directory))
+            .unwrap_or_else(|e| panic!("{directory}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{directory}");
+    }
+    let archive = std::fs::metadata(run_dir.join("k3s/images/image-0.tar")).unwrap();
+    assert!(archive.len() > 0);
+}
+
 #[rstest::rstest]
 #[case::no_socket("unix:///nonexistent", "Docker is not available at /nonexistent")]
 #[case::nothing_listening(
