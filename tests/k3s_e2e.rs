@@ -96,13 +96,15 @@ async fn docker_or_skip(test: &str) -> Option<Docker> {
     }
 }
 
-/// Every container and network carrying orgmesh's run label, as `kind name label-value`.
-async fn labelled(docker: &Docker) -> BTreeSet<String> {
+/// Every container and network carrying orgmesh's run label with `value` (any value when
+/// `None`), as `kind name`.
+async fn labelled(docker: &Docker, value: Option<&str>) -> BTreeSet<String> {
     use testcontainers::bollard::query_parameters::{ListContainersOptions, ListNetworksOptions};
-    let filters = HashMap::from([(
-        "label".to_owned(),
-        vec![orgmesh::docker::RUN_LABEL.to_owned()],
-    )]);
+    let label = match value {
+        Some(value) => format!("{}={value}", orgmesh::docker::RUN_LABEL),
+        None => orgmesh::docker::RUN_LABEL.to_owned(),
+    };
+    let filters = HashMap::from([("label".to_owned(), vec![label])]);
     let mut found = BTreeSet::new();
     let containers = docker
         .list_containers(Some(ListContainersOptions {
@@ -127,6 +129,37 @@ async fn labelled(docker: &Docker) -> BTreeSet<String> {
     found
 }
 
+/// The run networks of k3s runs (`orgmesh-<run>-net`) of any run, and the containers of any
+/// run made from `image`: what a k3s run of `image` could leave behind. Other orgmesh runs on
+/// this engine (container isolation, say) have other names and images.
+async fn k3s_leftovers(docker: &Docker, image: &str) -> BTreeSet<String> {
+    labelled(docker, None)
+        .await
+        .into_iter()
+        .filter(|object| object.starts_with("network") && object.ends_with("-net\")"))
+        .chain(containers_of(docker, image).await)
+        .collect()
+}
+
+async fn containers_of(docker: &Docker, image: &str) -> Vec<String> {
+    use testcontainers::bollard::query_parameters::ListContainersOptions;
+    let filters = HashMap::from([("ancestor".to_owned(), vec![image.to_owned()])]);
+    docker
+        .list_containers(Some(ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await
+        .map(|containers| {
+            containers
+                .into_iter()
+                .map(|c| format!("container {:?}", c.names))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn without_the_k3s_image_the_run_exits_3_before_creating_anything() {
     let Some(docker) = docker_or_skip("k3s image unavailable").await else {
@@ -139,7 +172,7 @@ async fn without_the_k3s_image_the_run_exits_3_before_creating_anything() {
             .unwrap(),
         "{MISSING_IMAGE} exists in this engine"
     );
-    let before = labelled(&docker).await;
+    let before = k3s_leftovers(&docker, MISSING_IMAGE).await;
     let work = TempDir::new().unwrap();
     let run_dir = work.path().join("run");
     let output = finish(
@@ -167,7 +200,7 @@ async fn without_the_k3s_image_the_run_exits_3_before_creating_anything() {
     }
     assert!(!run_dir.exists(), "preflight created the run directory");
     assert_eq!(
-        labelled(&docker).await,
+        k3s_leftovers(&docker, MISSING_IMAGE).await,
         before,
         "the run left containers or networks behind"
     );
@@ -226,7 +259,12 @@ impl EmptyImage {
             .docker
             .remove_image(
                 &self.reference,
-                None::<testcontainers::bollard::query_parameters::RemoveImageOptions>,
+                Some(
+                    testcontainers::bollard::query_parameters::RemoveImageOptions {
+                        force: true,
+                        ..Default::default()
+                    },
+                ),
                 None,
             )
             .await;
@@ -246,7 +284,6 @@ async fn a_k3s_container_that_cannot_start_is_an_infrastructure_error_and_is_rem
     };
     let _one_at_a_time = DOCKER.lock().await;
     let image = EmptyImage::import(&docker, "orgmesh-test/not-k3s").await;
-    let before = labelled(&docker).await;
     let work = TempDir::new().unwrap();
     let state = work.path().join("state");
     // /proc as a host fit for two clusters: this machine's real limits may be lower.
@@ -286,15 +323,26 @@ async fn a_k3s_container_that_cannot_start_is_an_infrastructure_error_and_is_rem
         ),
     )
     .await;
-    let after = labelled(&docker).await;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    // `orgmesh: run <id> (k3s): ...`, printed once preflight passed.
+    let run_id = stderr
+        .split_once("orgmesh: run ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or_default()
+        .to_owned();
+    let left = labelled(&docker, Some(&run_id)).await;
+    let from_image = containers_of(&docker, &image.reference).await;
     image.remove().await;
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(run_id.len(), 8, "no run id in:\n{stderr}");
     assert!(
-        stderr.contains("could not start the k3s container `orgmesh-"),
+        stderr.contains(&format!(
+            "could not start the k3s container `orgmesh-{run_id}-cluster-"
+        )) && stderr.contains("failed to start a container"),
         "{stderr}"
     );
-    assert_eq!(after, before, "the run left containers or networks behind");
+    assert!(left.is_empty(), "the run left {left:?} behind");
+    assert!(from_image.is_empty(), "containers left: {from_image:?}");
     // What the run did create on the host side: private directories, and the image archive
     // for the containers to import.
     for directory in ["kubeconfig", "k3s", "k3s/cluster-1", "k3s/images"] {
