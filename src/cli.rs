@@ -565,7 +565,24 @@ async fn doctor(scenario: Option<PathBuf>, provider: Option<String>) -> Result<i
             println!("ok: helm {}", version.text);
             Ok(exit_codes::OK)
         }
-        scenario::ProviderName::Kind | scenario::ProviderName::K3s => {
+        scenario::ProviderName::K3s => {
+            let requirements = match &loaded {
+                Some((scenario, _)) => Requirements {
+                    clusters: scenario.clusters.len(),
+                    organizations: scenario.organizations.len(),
+                },
+                None => Requirements {
+                    clusters: 2,
+                    organizations: 2,
+                },
+            };
+            let found = crate::provider::k3s::doctor(&environment, requirements)
+                .await
+                .map_err(|e| Error::infrastructure(e.to_string(), None))?;
+            println!("ok: {found}");
+            Ok(exit_codes::OK)
+        }
+        scenario::ProviderName::Kind => {
             let requirements = match &loaded {
                 Some((scenario, _)) => Requirements {
                     clusters: scenario.clusters.len(),

@@ -59,7 +59,6 @@ fn a_non_empty_run_directory_is_refused_and_left_alone() {
 /// Refusals that come before any work: the run directory must not be created for them.
 #[rstest::rstest]
 #[case::unknown_provider(&["--provider", "nowhere"])]
-#[case::unavailable_provider(&["--provider", "k3s"])]
 #[case::zero_jobs(&["--jobs", "0"])]
 #[case::not_a_duration(&["--timeout", "soon"])]
 fn usage_errors_exit_2_without_a_run_directory(#[case] arguments: &[&str]) {

@@ -515,7 +515,7 @@ pub enum Problem {
     #[error("helm {text} is not supported: install Helm 3 or 4: {HELM_INSTALL}")]
     UnsupportedHelm { text: String },
     #[error(
-        "fs.inotify.{setting} is {value}, but {clusters} kind clusters need at least {minimum}: run `sudo sysctl fs.inotify.{setting}={minimum}` (to keep it, add `fs.inotify.{setting} = {minimum}` to /etc/sysctl.d/99-kind.conf)"
+        "fs.inotify.{setting} is {value}, but {clusters} clusters need at least {minimum}: run `sudo sysctl fs.inotify.{setting}={minimum}` (to keep it, add `fs.inotify.{setting} = {minimum}` to /etc/sysctl.d/99-kind.conf)"
     )]
     InotifyLimit {
         setting: &'static str,
@@ -627,6 +627,20 @@ pub async fn preflight_with(
         }
     };
 
+    problems.extend(host_problems(requirements, files).await);
+
+    match (docker, kind, helm) {
+        (Some(docker), Some(kind), Some(helm)) if problems.is_empty() => {
+            Ok(Preflight { docker, kind, helm })
+        }
+        _ => Err(PreflightError::Unmet { problems }),
+    }
+}
+
+/// The host's own limits for `requirements`: the inotify limits (more than one cluster) and
+/// the available memory. The k3s provider checks the same.
+pub async fn host_problems(requirements: Requirements, files: &HostFiles) -> Vec<Problem> {
+    let mut problems = Vec::new();
     if requirements.clusters > 1 {
         for (setting, path, minimum) in [
             (
@@ -665,13 +679,7 @@ pub async fn preflight_with(
         Ok(_) => {}
         Err(problem) => problems.push(problem),
     }
-
-    match (docker, kind, helm) {
-        (Some(docker), Some(kind), Some(helm)) if problems.is_empty() => {
-            Ok(Preflight { docker, kind, helm })
-        }
-        _ => Err(PreflightError::Unmet { problems }),
-    }
+    problems
 }
 
 async fn query(environment: &Environment, command: Command) -> Result<Output, ProcessError> {

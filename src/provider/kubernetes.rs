@@ -1,11 +1,14 @@
-//! Providers whose clusters are real Kubernetes: `kind` (orgmesh creates and deletes the
-//! clusters) and `existing` (kubeconfig contexts the user owns). Both install with the helm
+//! Providers whose clusters are real Kubernetes: `kind` and `k3s` (orgmesh creates and deletes
+//! the clusters) and `existing` (kubeconfig contexts the user owns). All install with the helm
 //! CLI and wait, exec, and collect diagnostics with kube-rs; they differ in where clusters
-//! come from, how organizations are addressed, and what teardown may delete.
+//! come from, how organizations are addressed, and what teardown may delete. Once a cluster is
+//! up — a kubeconfig, a context and, on kind and k3s, a node address — the code is the same.
 //!
-//! Ownership rules: kind deletes only clusters named with this run's prefix; existing never
-//! creates or deletes clusters, installs only into namespaces that hold no helm release, and
-//! uninstalls only the releases it installed in this run.
+//! Ownership rules: kind deletes only clusters named with this run's prefix; k3s removes only
+//! containers and networks labelled with this run's id; existing (and k3s servers attached
+//! with `$ORGMESH_K3S_ATTACH`) never creates or deletes clusters, installs only into
+//! namespaces that hold no helm release, and uninstalls only the releases it installed in this
+//! run.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::k3s::{self, K3sClusters};
 use super::kind::{self, ClusterSpec, CreateOptions, Requirements};
 use super::kube::KubeCluster;
 use super::profile::{self, ImageOverrides, OrchestratorEndpoint};
@@ -29,6 +33,8 @@ use crate::scenario::{ChartSource, Scenario};
 pub enum Flavor {
     Kind,
     Existing,
+    /// k3s containers (or attached k3s servers, see [`super::k3s::Source`]).
+    K3s,
 }
 
 /// How long a helm install or upgrade may take (`--timeout`), and the waits after it.
@@ -62,9 +68,11 @@ struct Installed {
     release: String,
 }
 
-/// kind or existing clusters, driven by helm and kube-rs.
+/// kind, k3s or existing clusters, driven by helm and kube-rs.
 pub struct KubernetesProvider {
     flavor: Flavor,
+    /// The k3s flavor's clusters.
+    k3s: Option<K3sClusters>,
     environment: Environment,
     run_id: String,
     run_dir: PathBuf,
@@ -87,8 +95,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl KubernetesProvider {
     pub fn new(flavor: Flavor, environment: Environment, run_id: &str, run_dir: &Path) -> Self {
+        let k3s = (flavor == Flavor::K3s).then(|| {
+            K3sClusters::new(k3s::Source::from_environment(&environment), run_id, run_dir)
+        });
         Self {
             flavor,
+            k3s,
             environment,
             run_id: run_id.to_owned(),
             run_dir: run_dir.to_path_buf(),
@@ -107,6 +119,16 @@ impl KubernetesProvider {
 
     pub fn flavor(&self) -> Flavor {
         self.flavor
+    }
+
+    /// Whether this run created the clusters (and so may do anything in them and must delete
+    /// them): kind, and k3s containers; not existing contexts or attached k3s servers.
+    fn owns_clusters(&self) -> bool {
+        match self.flavor {
+            Flavor::Kind => true,
+            Flavor::Existing => false,
+            Flavor::K3s => self.k3s.as_ref().is_some_and(|k| k.source().is_owned()),
+        }
     }
 
     /// Checks the host before anything is created: tools, versions, kernel limits, memory.
@@ -131,6 +153,17 @@ impl KubernetesProvider {
             Flavor::Existing => {
                 let version = helm::detect_version(&self.environment).await?;
                 let summary = format!("helm {}", version.text);
+                self.helm = Some(version);
+                Ok(summary)
+            }
+            Flavor::K3s => {
+                let clusters = self
+                    .k3s
+                    .as_mut()
+                    .ok_or_else(|| ProviderError::Refused("the k3s clusters are missing".into()))?;
+                let found = clusters.preflight(scenario).await?;
+                let version = helm::detect_version(&self.environment).await?;
+                let summary = format!("{found}, helm {}", version.text);
                 self.helm = Some(version);
                 Ok(summary)
             }
@@ -161,8 +194,23 @@ impl KubernetesProvider {
         let kubeconfig_dir = self.run_dir.join("kubeconfig");
         crate::cli::create_private_dir(&kubeconfig_dir)
             .map_err(|e| ProviderError::Io(e.to_string()))?;
-        let mut connections: Vec<(String, PathBuf, Option<String>)> = Vec::new();
+        // (cluster, kubeconfig, context, node address when the provider knows it already).
+        let mut connections: Vec<(String, PathBuf, Option<String>, Option<String>)> = Vec::new();
         match self.flavor {
+            Flavor::K3s => {
+                let clusters = self
+                    .k3s
+                    .as_ref()
+                    .ok_or_else(|| ProviderError::Refused("the k3s clusters are missing".into()))?;
+                for started in clusters.up(scenario).await? {
+                    connections.push((
+                        started.cluster,
+                        started.kubeconfig,
+                        Some(started.context),
+                        Some(started.node_ip),
+                    ));
+                }
+            }
             Flavor::Kind => {
                 let config_dir = self.run_dir.join("kind");
                 crate::cli::create_private_dir(&config_dir)
@@ -179,6 +227,7 @@ impl KubernetesProvider {
                         cluster.name.clone(),
                         kubeconfig_path.clone(),
                         Some(format!("kind-{name}")),
+                        None,
                     ));
                     specs.push(ClusterSpec {
                         name,
@@ -230,7 +279,12 @@ impl KubernetesProvider {
                         Some(path) => expand_home(path),
                         None => default_kubeconfig(),
                     };
-                    connections.push((cluster.name.clone(), kubeconfig, Some(context.clone())));
+                    connections.push((
+                        cluster.name.clone(),
+                        kubeconfig,
+                        Some(context.clone()),
+                        None,
+                    ));
                 }
                 for organization in &scenario.organizations {
                     if organization.address.is_none() {
@@ -243,11 +297,12 @@ impl KubernetesProvider {
             }
         }
         let mut ready = Vec::new();
-        for (name, kubeconfig, context) in connections {
+        for (name, kubeconfig, context, known_ip) in connections {
             let kube = KubeCluster::connect(&kubeconfig, context.as_deref()).await?;
-            let node_ip = match self.flavor {
-                Flavor::Kind => kube.node_internal_ip().await?,
-                Flavor::Existing => String::new(),
+            let node_ip = match (self.flavor, known_ip) {
+                (_, Some(ip)) => ip,
+                (Flavor::Kind, None) => kube.node_internal_ip().await?,
+                (Flavor::Existing | Flavor::K3s, None) => String::new(),
             };
             ready.push((
                 name.clone(),
@@ -309,7 +364,9 @@ impl KubernetesProvider {
             return Value::Null;
         };
         match self.flavor {
-            Flavor::Kind => {
+            // The same layer: a k3s node is reached at its container's address as a kind node
+            // is, NodePorts included.
+            Flavor::Kind | Flavor::K3s => {
                 let node_ip = self
                     .clusters
                     .get(&placement.cluster)
@@ -344,7 +401,7 @@ impl KubernetesProvider {
     /// The provider layer of the orchestrator's values.
     pub fn orchestrator_profile(&self) -> Value {
         match self.flavor {
-            Flavor::Kind => profile::kind_orchestrator(),
+            Flavor::Kind | Flavor::K3s => profile::kind_orchestrator(),
             Flavor::Existing => Value::Null,
         }
     }
@@ -403,7 +460,7 @@ impl KubernetesProvider {
         namespace: &str,
         release: &str,
     ) -> Result<(), ProviderError> {
-        if self.flavor != Flavor::Existing {
+        if self.owns_clusters() {
             return Ok(());
         }
         let ours = lock(&self.installed)
@@ -662,7 +719,8 @@ impl KubernetesProvider {
     }
 
     /// kind: deletes every cluster this run created (and any left half-created with this run's
-    /// prefix), verified with `kind get clusters`. existing: uninstalls this run's releases, last
+    /// prefix), verified with `kind get clusters`. k3s: removes this run's containers and
+    /// network. existing and attached k3s servers: uninstalls this run's releases, last
     /// installed first.
     pub async fn down(&self) -> Result<(), ProviderError> {
         match self.flavor {
@@ -695,7 +753,11 @@ impl KubernetesProvider {
                 kind::delete_clusters_with_kubeconfig(&self.environment, &clusters).await?;
                 Ok(())
             }
-            Flavor::Existing => {
+            Flavor::K3s if self.owns_clusters() => match &self.k3s {
+                Some(clusters) => Ok(clusters.down().await?),
+                None => Ok(()),
+            },
+            Flavor::Existing | Flavor::K3s => {
                 let installed: Vec<Installed> =
                     lock(&self.installed).iter().rev().cloned().collect();
                 let mut failures = Vec::new();

@@ -5,6 +5,7 @@
 //! verifier only uses `exec`, so it is the same code for every provider.
 
 pub mod containers;
+pub mod k3s;
 pub mod kind;
 pub mod kube;
 pub mod kubernetes;
@@ -57,6 +58,8 @@ pub enum ProviderError {
     Helm(Box<crate::deploy::helm::HelmError>),
     #[error(transparent)]
     Kube(Box<kube::KubeError>),
+    #[error(transparent)]
+    K3s(Box<k3s::K3sError>),
     #[error("{0}")]
     Container(String),
     /// The organization's cluster was stopped (`cluster-down`): nothing runs in it.
@@ -84,6 +87,7 @@ boxed_from!(
     Kind(kind::KindError),
     Helm(crate::deploy::helm::HelmError),
     Kube(kube::KubeError),
+    K3s(k3s::K3sError),
 );
 
 /// The most clusters the simulator can address: 127.0.1.1 to 127.0.254.1.
@@ -107,7 +111,7 @@ pub enum Provider {
     Sim(SimProvider),
     /// The simulator with one Docker container per cluster.
     Containers(Box<containers::ContainerProvider>),
-    /// kind or existing clusters.
+    /// kind, k3s or existing clusters.
     Kubernetes(Box<KubernetesProvider>),
 }
 
@@ -150,7 +154,12 @@ impl Provider {
                 run_id,
                 run_dir,
             )))),
-            ProviderName::K3s => None,
+            ProviderName::K3s => Some(Self::Kubernetes(Box::new(KubernetesProvider::new(
+                Flavor::K3s,
+                environment,
+                run_id,
+                run_dir,
+            )))),
         }
     }
 
@@ -160,6 +169,7 @@ impl Provider {
             Self::Kubernetes(provider) => match provider.flavor() {
                 Flavor::Kind => "kind",
                 Flavor::Existing => "existing",
+                Flavor::K3s => "k3s",
             },
         }
     }

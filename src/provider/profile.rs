@@ -7,6 +7,11 @@
 //! explicitly too so that the values say what they rely on. Hairpin and self calls through a
 //! NodePort land on a private pod address, which the chart's network policies only allow with
 //! `server.allowLocalRequests`.
+//!
+//! k3s clusters get the same layers: each node is a container, and its InternalIP is the
+//! container's address on the run's Docker network, which the other clusters' pods and the
+//! harness reach just as they reach a kind node. k3s enforces network policies too, and its
+//! cluster domain is `cluster.local`, so nothing here differs.
 
 use serde_json::{Value, json};
 
