@@ -284,9 +284,12 @@ async fn forward(
 
 /// A client of the engine itself (not through the relay), at the engine's own version.
 pub async fn connect() -> Result<Docker, DockerError> {
-    let socket = engine_socket().unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
+    let socket = match engine_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => std::env::var("DOCKER_HOST").unwrap_or_default(),
+    };
     let unavailable = |reason: String| DockerError::Unavailable {
-        socket: socket.display().to_string(),
+        socket: socket.clone(),
         reason,
     };
     let docker = match std::env::var("DOCKER_HOST") {
@@ -294,7 +297,7 @@ pub async fn connect() -> Result<Docker, DockerError> {
             Docker::connect_with_defaults().map_err(|e| unavailable(e.to_string()))?
         }
         _ => Docker::connect_with_unix(
-            &socket.display().to_string(),
+            &socket,
             ENGINE_TIMEOUT.as_secs(),
             &ClientVersion {
                 major_version: 1,

@@ -285,7 +285,7 @@ impl Provider {
                 fault.position.column,
             )),
             (Fault::ClusterDown { .. }, _) => Some(format!(
-                "{}:{}:{}: `cluster-down` needs clusters as containers, which the {} provider does not have",
+                "{}:{}:{}: `cluster-down` is reproduced by the simulator with `--isolation containers` only; the {} provider does not stop clusters",
                 scenario.file.display(),
                 fault.position.line,
                 fault.position.column,
