@@ -337,6 +337,27 @@ pub async fn run(
         .run_dir
         .clone()
         .unwrap_or_else(|| options.runs_root.join(&run_id));
+    let verify_steps = Plan::new(scenario)
+        .steps
+        .iter()
+        .filter(|step| matches!(step, Step::Verify))
+        .count();
+    if let Some(fault) = scenario
+        .faults
+        .iter()
+        .find(|f| matches!(f.value, Fault::ClusterDown { .. }))
+        && verify_steps > 1
+    {
+        return Err(Error::usage(
+            format!(
+                "{}:{}:{}: `cluster-down` stops its cluster for good during the first verify step, and this scenario verifies {verify_steps} times",
+                scenario.file.display(),
+                fault.position.line,
+                fault.position.column
+            ),
+            "keep one verify step in a scenario with `cluster-down`",
+        ));
+    }
     let Some(mut provider) = Provider::new(
         provider_name,
         options.isolation,
@@ -357,27 +378,6 @@ pub async fn run(
         return Err(Error::usage(
             message,
             "remove the fault, or run the scenario on a provider that reproduces it",
-        ));
-    }
-    let verify_steps = Plan::new(scenario)
-        .steps
-        .iter()
-        .filter(|step| matches!(step, Step::Verify))
-        .count();
-    if let Some(fault) = scenario
-        .faults
-        .iter()
-        .find(|f| matches!(f.value, Fault::ClusterDown { .. }))
-        && verify_steps > 1
-    {
-        return Err(Error::usage(
-            format!(
-                "{}:{}:{}: `cluster-down` stops its cluster for good during the first verify step, and this scenario verifies {verify_steps} times",
-                scenario.file.display(),
-                fault.position.line,
-                fault.position.column
-            ),
-            "keep one verify step in a scenario with `cluster-down`",
         ));
     }
     // Before anything is created: a host that cannot run the scenario is told what to fix.

@@ -226,6 +226,31 @@ fn a_stopped_cluster_breaks_exactly_the_links_into_it() {
 }
 
 #[test]
+fn cluster_down_is_refused_where_nothing_can_stop() {
+    let in_process = run_scenario(Path::new("scenarios/containers/site-outage.yaml"), &[]);
+    assert_eq!(in_process.code(), Some(2), "{}", in_process.transcript());
+    assert!(
+        in_process
+            .stderr()
+            .contains("scenarios/containers/site-outage.yaml:17:5: `cluster-down` needs clusters as containers: run with `--isolation containers`"),
+        "{}",
+        in_process.stderr()
+    );
+    // The stopped cluster stays down: a second verify step could only see it gone.
+    let twice = run_text(
+        "twice.yaml",
+        "name: twice\nclusters:\n  a: {}\n  b: {}\nchannels:\n  lab: [x, y]\norganizations:\n  x: { cluster: a }\n  y: { cluster: b }\nfaults:\n  - cluster-down: { cluster: b, at: verify }\nsteps: [deploy, link, verify, rotate-secrets, verify]\n",
+        &[],
+    );
+    assert_eq!(twice.code(), Some(2), "{}", twice.transcript());
+    assert!(
+        twice.stderr().contains("twice.yaml:11:5: `cluster-down` stops its cluster for good during the first verify step, and this scenario verifies 2 times"),
+        "{}",
+        twice.stderr()
+    );
+}
+
+#[test]
 fn without_docker_the_run_says_so_and_exits_3() {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let output = orgmesh()
