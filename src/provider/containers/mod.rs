@@ -533,32 +533,38 @@ impl ContainerProvider {
         files
     }
 
-    /// Removes every container and the network of this run, then sweeps anything else that
-    /// carries the run's label.
+    /// Removes every container of this run at once, then sweeps whatever still carries the
+    /// run's label (the network, and any container a removal missed). The sweep decides: a
+    /// removal that failed because the container was already gone is no failure.
     pub async fn down(&self) -> Result<(), ProviderError> {
-        let mut failures = Vec::new();
-        for node in self.nodes.values() {
+        let removals = self.nodes.values().filter_map(|node| {
             let container = node
                 .container
                 .write()
                 .unwrap_or_else(PoisonError::into_inner)
-                .take();
-            if let Some(container) = container.and_then(|c| Arc::try_unwrap(c).ok())
-                && let Err(error) = container.rm().await
-            {
-                failures.push(format!("{}: {}", node.name, error_chain(&error)));
-            }
-        }
-        if let Some(docker) = &self.docker
-            && let Err(error) = docker::sweep(docker, Some(&self.run_id)).await
-        {
-            failures.push(error.to_string());
-        }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(ProviderError::Container(failures.join("; ")))
-        }
+                .take()?;
+            let container = Arc::try_unwrap(container).ok()?;
+            Some(async move { (node.name.as_str(), container.rm().await) })
+        });
+        let removed = futures::future::join_all(removals).await;
+        let Some(docker) = &self.docker else {
+            return Ok(());
+        };
+        docker::sweep(docker, Some(&self.run_id))
+            .await
+            .map(|_| ())
+            .map_err(|error| {
+                let removals = removed
+                    .iter()
+                    .filter_map(|(name, result)| {
+                        result
+                            .as_ref()
+                            .err()
+                            .map(|e| format!("; {name}: {}", error_chain(e)))
+                    })
+                    .collect::<String>();
+                ProviderError::Container(format!("{error}{removals}"))
+            })
     }
 }
 
