@@ -424,16 +424,19 @@ fn run_command(arguments: RunArgs) -> i32 {
 }
 
 /// Whether the run starts containers: container isolation, or the k3s provider (named on the
-/// command line or in the scenario; an unreadable scenario is reported by the run itself).
+/// command line or in the scenario; an unreadable scenario is reported by the run itself)
+/// without attached servers.
 fn needs_docker(arguments: &RunArgs) -> bool {
     if arguments.isolation == Isolation::Containers {
         return true;
     }
-    match arguments.provider.as_deref() {
+    let k3s = match arguments.provider.as_deref() {
         Some(provider) => provider == "k3s",
         None => load(&arguments.scenario)
             .is_ok_and(|(scenario, _)| scenario.provider == Some(scenario::ProviderName::K3s)),
-    }
+    };
+    // Attached k3s servers are someone else's: no container is started.
+    k3s && std::env::var_os(crate::provider::k3s::ATTACH_VARIABLE).is_none()
 }
 
 /// Runs an async command on a multi-threaded runtime and turns its result into an exit code.
