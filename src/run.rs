@@ -1161,8 +1161,10 @@ async fn verify_all(context: &Context<'_>, state: &State) -> Result<Vec<CheckRes
             })
             .filter(|source| !source.targets.is_empty())
             .collect();
-        let mut after = verify_sources(context, &outside, &pacer, &options, true).await;
-        let stopped = verify_sources(context, &into_down, &pacer, &options, false).await;
+        let (mut after, stopped) = futures::join!(
+            verify_sources(context, &outside, &pacer, &options, true),
+            verify_sources(context, &into_down, &pacer, &options, false),
+        );
         for (name, checks, _) in &mut before {
             checks.retain(|c| !is_down(&c.to));
             if let Some((_, later, _)) = stopped.iter().find(|(n, _, _)| n == name) {
