@@ -19,16 +19,15 @@
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
-use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use orgmesh::provider::sim::{SimNetwork, SimOptions};
-use orgmesh::report::{CheckKind, Report};
+use orgmesh::report::CheckKind;
 use serde_json::{Value, json};
 use support::fake_kube::FakeCluster;
+use support::{report, text};
 use tempfile::TempDir;
 use testcontainers::bollard::Docker;
 
@@ -44,15 +43,6 @@ static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// The orgmesh binary with a clean k3s environment and no colour.
@@ -397,17 +387,8 @@ struct World {
 
 impl World {
     async fn new(count: usize, base: u8) -> Self {
-        let network = SimNetwork::new(SimOptions {
-            sync_lag: Duration::from_millis(20),
-            ..SimOptions::default()
-        });
-        let mut clusters = Vec::new();
-        for index in 0..count {
-            let ip = Ipv4Addr::new(127, 0, base + index as u8, 1);
-            clusters.push(FakeCluster::start(&format!("k3s-{index}"), ip, network.clone()).await);
-        }
         Self {
-            clusters,
+            clusters: support::fake_clusters(count, base, "k3s").await,
             state: TempDir::new().unwrap(),
             work: TempDir::new().unwrap(),
         }
@@ -507,29 +488,6 @@ users:
     }
 }
 
-fn report(run_dir: &Path) -> Report {
-    let json =
-        std::fs::read_to_string(run_dir.join("report.json")).expect("report.json is written");
-    orgmesh::report::from_json(&json).expect("report.json parses")
-}
-
-async fn releases(cluster: &FakeCluster) -> Vec<String> {
-    let (status, body) = cluster.request("GET", "/orgmesh-fake/helm/list", "").await;
-    assert_eq!(status, 200, "{body}");
-    let list: Value = serde_json::from_str(&body).unwrap();
-    list.as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            format!(
-                "{}/{}",
-                r["namespace"].as_str().unwrap_or(""),
-                r["name"].as_str().unwrap_or("")
-            )
-        })
-        .collect()
-}
-
 /// The guide on two k3s-flavoured clusters: the kubeconfigs are rewritten and private, helm
 /// gets the kind profile at each node's address, every link passes reach and auth through
 /// kube-rs exec, and teardown uninstalls every release of the run from the attached servers.
@@ -617,7 +575,7 @@ async fn the_guide_on_k3s_clusters_deploys_links_and_verifies_through_the_kind_p
 
     for cluster in &world.clusters {
         assert!(
-            releases(cluster).await.is_empty(),
+            cluster.helm_releases().await.is_empty(),
             "{}: releases left behind",
             cluster.name()
         );

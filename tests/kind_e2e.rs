@@ -9,16 +9,15 @@
 
 mod support;
 
-use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use orgmesh::provider::sim::{SimNetwork, SimOptions};
-use orgmesh::report::{CheckKind, Report};
+use orgmesh::report::CheckKind;
 use serde_json::Value;
 use support::fake_kube::FakeCluster;
+use support::{report, text};
 use tempfile::TempDir;
 
 /// Fake clusters, a state directory for the fake tools, and a run directory.
@@ -35,15 +34,7 @@ fn repository() -> PathBuf {
 impl World {
     /// `count` fake clusters with node IPs 127.0.`base + i`.1.
     async fn new(count: usize, base: u8) -> Self {
-        let network = SimNetwork::new(SimOptions {
-            sync_lag: Duration::from_millis(20),
-            ..SimOptions::default()
-        });
-        let mut clusters = Vec::new();
-        for index in 0..count {
-            let ip = Ipv4Addr::new(127, 0, base + index as u8, 1);
-            clusters.push(FakeCluster::start(&format!("fake-{index}"), ip, network.clone()).await);
-        }
+        let clusters = support::fake_clusters(count, base, "fake").await;
         let state = TempDir::new().expect("a state directory");
         let work = TempDir::new().expect("a work directory");
         // /proc as a host fit for several kind clusters: this machine's real limits are lower.
@@ -180,21 +171,6 @@ impl World {
             .map(str::to_owned)
             .collect()
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn report(run_dir: &Path) -> Report {
-    let json =
-        std::fs::read_to_string(run_dir.join("report.json")).expect("report.json is written");
-    orgmesh::report::from_json(&json).expect("report.json parses")
 }
 
 /// Every `secret:` value in the run's values files.
@@ -645,23 +621,6 @@ organizations:
     path
 }
 
-async fn releases(cluster: &FakeCluster) -> Vec<String> {
-    let (status, body) = cluster.request("GET", "/orgmesh-fake/helm/list", "").await;
-    assert_eq!(status, 200, "{body}");
-    let list: Value = serde_json::from_str(&body).unwrap();
-    list.as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            format!(
-                "{}/{}",
-                r["namespace"].as_str().unwrap_or(""),
-                r["name"].as_str().unwrap_or("")
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn existing_clusters_are_used_as_they_are_and_only_this_runs_releases_are_removed() {
     let world = World::new(2, 226).await;
@@ -711,10 +670,10 @@ async fn existing_clusters_are_used_as_they_are_and_only_this_runs_releases_are_
     );
     assert!(!uninstalls.iter().any(|r| r == "prometheus"));
     assert_eq!(
-        releases(&world.clusters[1]).await,
+        world.clusters[1].helm_releases().await,
         vec!["monitoring/prometheus".to_owned()]
     );
-    assert!(releases(&world.clusters[0]).await.is_empty());
+    assert!(world.clusters[0].helm_releases().await.is_empty());
     let kubeconfig_after = std::fs::read_to_string(&kubeconfig).unwrap();
     assert!(
         kubeconfig_after.contains("ctx-1"),
@@ -754,7 +713,8 @@ async fn a_namespace_holding_a_foreign_release_is_refused() {
     );
     // The foreign release is untouched; what orgmesh installed before the refusal is removed.
     assert!(
-        releases(&world.clusters[1])
+        world.clusters[1]
+            .helm_releases()
             .await
             .contains(&"biotechnica/legacy-backend".to_owned())
     );
@@ -762,7 +722,7 @@ async fn a_namespace_holding_a_foreign_release_is_refused() {
         && a.iter().any(|x| x == "legacy-backend")
         && a.get(1).map(String::as_str) == Some("uninstall")));
     assert!(
-        releases(&world.clusters[0]).await.is_empty(),
+        world.clusters[0].helm_releases().await.is_empty(),
         "this run's releases were not uninstalled"
     );
 }

@@ -249,6 +249,24 @@ impl FakeCluster {
         );
     }
 
+    /// The fake helm's releases on this cluster, as `namespace/name`.
+    pub async fn helm_releases(&self) -> Vec<String> {
+        let (status, body) = self.request("GET", "/orgmesh-fake/helm/list", "").await;
+        assert_eq!(status, 200, "{body}");
+        let list: serde_json::Value = serde_json::from_str(&body).expect("a JSON list");
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                format!(
+                    "{}/{}",
+                    r["namespace"].as_str().unwrap_or(""),
+                    r["name"].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    }
+
     /// Sends one plain HTTP/1.1 request to the fake (a control endpoint, as the fake `helm`
     /// does) and returns the status code and body.
     pub async fn request(&self, method: &str, path_and_query: &str, body: &str) -> (u16, String) {
