@@ -551,6 +551,17 @@ async fn doctor(scenario: Option<PathBuf>, provider: Option<String>) -> Result<i
             .unwrap_or(scenario::ProviderName::Kind),
     };
     let environment = crate::process::Environment::inherit();
+    // Without a scenario: the guide's two clusters of one organization each.
+    let requirements = match &loaded {
+        Some((scenario, _)) => Requirements {
+            clusters: scenario.clusters.len(),
+            organizations: scenario.organizations.len(),
+        },
+        None => Requirements {
+            clusters: 2,
+            organizations: 2,
+        },
+    };
     match provider {
         scenario::ProviderName::Sim => {
             println!("ok: the simulator needs no tools, cluster or network");
@@ -569,48 +580,26 @@ async fn doctor(scenario: Option<PathBuf>, provider: Option<String>) -> Result<i
             Ok(exit_codes::OK)
         }
         scenario::ProviderName::K3s => {
-            let requirements = match &loaded {
-                Some((scenario, _)) => Requirements {
-                    clusters: scenario.clusters.len(),
-                    organizations: scenario.organizations.len(),
-                },
-                None => Requirements {
-                    clusters: 2,
-                    organizations: 2,
-                },
-            };
             let found = crate::provider::k3s::doctor(&environment, requirements)
                 .await
                 .map_err(|e| Error::infrastructure(e.to_string(), None))?;
             println!("ok: {found}");
             Ok(exit_codes::OK)
         }
-        scenario::ProviderName::Kind => {
-            let requirements = match &loaded {
-                Some((scenario, _)) => Requirements {
-                    clusters: scenario.clusters.len(),
-                    organizations: scenario.organizations.len(),
-                },
-                None => Requirements {
-                    clusters: 2,
-                    organizations: 2,
-                },
-            };
-            match preflight(&environment, requirements).await {
-                Ok(found) => {
-                    println!(
-                        "ok: docker {}, kind {}, helm {}; enough memory and inotify instances for {} clusters and {} organizations",
-                        found.docker,
-                        found.kind,
-                        found.helm.text,
-                        requirements.clusters,
-                        requirements.organizations
-                    );
-                    Ok(exit_codes::OK)
-                }
-                Err(error) => Err(Error::infrastructure(error.to_string(), None)),
+        scenario::ProviderName::Kind => match preflight(&environment, requirements).await {
+            Ok(found) => {
+                println!(
+                    "ok: docker {}, kind {}, helm {}; enough memory and inotify instances for {} clusters and {} organizations",
+                    found.docker,
+                    found.kind,
+                    found.helm.text,
+                    requirements.clusters,
+                    requirements.organizations
+                );
+                Ok(exit_codes::OK)
             }
-        }
+            Err(error) => Err(Error::infrastructure(error.to_string(), None)),
+        },
     }
 }
 
