@@ -322,21 +322,13 @@ pub fn run_labels(run_id: &str) -> HashMap<String, String> {
     HashMap::from([(RUN_LABEL.to_owned(), run_id.to_owned())])
 }
 
-/// A Docker network of this run: its name, gateway (the host's address on it) and subnet.
-#[derive(Debug, Clone)]
-pub struct RunNetwork {
-    pub name: String,
-    pub gateway: Option<String>,
-    pub subnet: Option<String>,
-}
-
 /// Creates the run's network, labelled with the run id. `internal`: no route out of it.
 pub async fn create_network(
     docker: &Docker,
     name: &str,
     run_id: &str,
     internal: bool,
-) -> Result<RunNetwork, DockerError> {
+) -> Result<(), DockerError> {
     docker
         .create_network(bollard::models::NetworkCreateRequest {
             name: name.to_owned(),
@@ -346,23 +338,8 @@ pub async fn create_network(
             ..Default::default()
         })
         .await
-        .map_err(DockerError::engine(format!("creating network {name}")))?;
-    let inspected = docker
-        .inspect_network(
-            name,
-            None::<bollard::query_parameters::InspectNetworkOptions>,
-        )
-        .await
-        .map_err(DockerError::engine(format!("inspecting network {name}")))?;
-    let config = inspected
-        .ipam
-        .and_then(|ipam| ipam.config)
-        .and_then(|configs| configs.into_iter().next());
-    Ok(RunNetwork {
-        name: name.to_owned(),
-        gateway: config.as_ref().and_then(|c| c.gateway.clone()),
-        subnet: config.and_then(|c| c.subnet),
-    })
+        .map(|_| ())
+        .map_err(DockerError::engine(format!("creating network {name}")))
 }
 
 /// The process id of a running container's init (for `nsenter`).

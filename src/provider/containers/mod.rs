@@ -28,7 +28,7 @@ use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 use super::{ExecOutput, ProviderError};
 use crate::charts::ChartVersion;
-use crate::docker::{self, CLUSTER_LABEL, RUN_LABEL, RunNetwork};
+use crate::docker::{self, CLUSTER_LABEL, RUN_LABEL};
 use crate::error::error_chain;
 use crate::process::{self, Command, Environment};
 use crate::provider::sim::{SimNetwork, SimOptions};
@@ -101,7 +101,6 @@ pub struct ContainerProvider {
     /// The harness-side orchestrator: a network with no organizations, only the registry.
     orchestrator: SimNetwork,
     docker: Option<testcontainers::bollard::Docker>,
-    network: Option<RunNetwork>,
     nodes: IndexMap<String, Node>,
     clusters_of: HashMap<String, String>,
     addresses: HashMap<String, String>,
@@ -127,7 +126,6 @@ impl ContainerProvider {
             sim,
             environment,
             docker: None,
-            network: None,
             nodes: IndexMap::new(),
             clusters_of: HashMap::new(),
             addresses: HashMap::new(),
@@ -187,11 +185,11 @@ impl ContainerProvider {
         };
         let network_name = Self::network_name(&self.run_id);
         // Internal: no route out of the network; the host still reaches every node.
-        let network = docker::create_network(&docker, &network_name, &self.run_id, true)
+        // The docker client is kept first: teardown sweeps by label even if creating fails.
+        self.docker = Some(docker.clone());
+        docker::create_network(&docker, &network_name, &self.run_id, true)
             .await
             .map_err(docker_error)?;
-        self.docker = Some(docker);
-        self.network = Some(network);
         let reference = crate::image::image_reference()
             .map_err(|e| ProviderError::Container(format!("cannot name the node image: {e}")))?;
         let (repository, tag) = reference
