@@ -532,6 +532,7 @@ pub async fn run(
     let mut report = Report {
         scenario: scenario.name.clone(),
         provider: provider.name().to_owned(),
+        isolation: matches!(provider, Provider::Containers(_)).then(|| "containers".to_owned()),
         run_id,
         passed,
         started_at: report::rfc3339(started_at),

@@ -247,6 +247,18 @@ fn faults_are_enforced_by_the_docker_network_and_all_detected() {
     assert_eq!(run.code(), Some(0), "{}", run.transcript());
     let report = run.report();
     assert!(report.checks.iter().all(|c| c.passed), "{report:#?}");
+    assert_eq!(report.isolation.as_deref(), Some("containers"));
+    assert!(
+        run.junit()
+            .contains(r#"<property name="isolation" value="containers"/>"#),
+        "{}",
+        run.junit()
+    );
+    assert!(
+        run.stdout().contains("on sim (containers)"),
+        "{}",
+        run.stdout()
+    );
 
     // The firewall lab → hospital: both hospital organizations, from ingen only.
     let cut = pairs(&[("ingen", "biotechnica"), ("ingen", "arasaka")]);

@@ -53,6 +53,7 @@ fn report(scenario: &str, checks: Vec<CheckResult>) -> Report {
     Report {
         scenario: scenario.to_owned(),
         provider: "sim".to_owned(),
+        isolation: None,
         run_id: "r-1a2b".to_owned(),
         passed: checks.iter().all(|check| check.passed),
         started_at: "2025-01-02T03:04:05Z".to_owned(),

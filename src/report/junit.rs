@@ -47,6 +47,9 @@ pub fn to_junit_xml(report: &Report) -> Result<String, ReportError> {
             Property::new("chart.backend", report.charts.backend.as_str()),
             Property::new("chart.orchestrator", report.charts.orchestrator.as_str()),
         ]);
+        if let Some(isolation) = &report.isolation {
+            suite.add_property(Property::new("isolation", isolation.as_str()));
+        }
         suite.add_properties(report.phases.iter().map(|phase| {
             Property::new(
                 format!("phase.{}.duration_ms", phase.name),

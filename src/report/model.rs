@@ -16,6 +16,10 @@ pub struct Report {
     pub scenario: String,
     /// The provider the run used: `sim`, `kind`, `existing`, `k3s`.
     pub provider: String,
+    /// `containers` when the simulator ran each cluster as a Docker container; absent
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
     pub run_id: String,
     /// True when every check met its expectation (a detected fault counts as met).
     pub passed: bool,

@@ -96,10 +96,15 @@ pub fn render_summary(report: &Report, style: Style) -> String {
     let organizations = organizations(report);
     let _ = writeln!(
         output,
-        "orgmesh run {}: scenario {} on {}, {}, {} in {}",
+        "orgmesh run {}: scenario {} on {}{}, {}, {} in {}",
         report.run_id,
         report.scenario,
         report.provider,
+        report
+            .isolation
+            .as_deref()
+            .map(|isolation| format!(" ({isolation})"))
+            .unwrap_or_default(),
         plural(organizations.len(), "organization"),
         plural(report.checks.len(), "check"),
         format_duration(report.duration()),
