@@ -65,6 +65,9 @@ pub enum Command {
         /// The provider to check for (default: the scenario's, else kind).
         #[arg(long, value_name = "P")]
         provider: Option<String>,
+        /// With the sim provider: check for `--isolation containers`.
+        #[arg(long, value_name = "MODE", value_enum, default_value_t = Isolation::InProcess)]
+        isolation: Isolation,
     },
     /// Delete what runs created: only kind clusters named `orgmesh-*`, and Docker containers
     /// and networks labelled `dev.orgmesh.run`.
@@ -236,7 +239,11 @@ pub fn run(cli: Cli) -> i32 {
             Ok(())
         }
         Command::Run(arguments) => return run_command(arguments),
-        Command::Doctor { scenario, provider } => return block_on(doctor(scenario, provider)),
+        Command::Doctor {
+            scenario,
+            provider,
+            isolation,
+        } => return block_on(doctor(scenario, provider, isolation)),
         // `--all` is the absence of `--run` (clap requires one of them).
         Command::Down { run, all: _ } => return block_on(down(run)),
         Command::Lint { files, json } => return crate::lint::lint_command(&files, json),
@@ -539,7 +546,11 @@ async fn run_async(
     })
 }
 
-async fn doctor(scenario: Option<PathBuf>, provider: Option<String>) -> Result<i32, Error> {
+async fn doctor(
+    scenario: Option<PathBuf>,
+    provider: Option<String>,
+    isolation: Isolation,
+) -> Result<i32, Error> {
     use crate::provider::kind::{Requirements, preflight};
 
     let loaded = scenario.as_deref().map(load).transpose()?;
@@ -563,6 +574,13 @@ async fn doctor(scenario: Option<PathBuf>, provider: Option<String>) -> Result<i
         },
     };
     match provider {
+        scenario::ProviderName::Sim if isolation == Isolation::Containers => {
+            let found = crate::provider::containers::doctor(loaded.as_ref().map(|(s, _)| s))
+                .await
+                .map_err(|e| Error::infrastructure(e.to_string(), None))?;
+            println!("ok: {found}");
+            Ok(exit_codes::OK)
+        }
         scenario::ProviderName::Sim => {
             println!("ok: the simulator needs no tools, cluster or network");
             Ok(exit_codes::OK)

@@ -24,7 +24,7 @@ use http_body_util::combinators::BoxBody;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use testcontainers::bollard::{self, ClientVersion, Docker};
+use testcontainers::bollard::{self, Docker};
 use tokio::net::{UnixListener, UnixStream};
 
 /// The label on every container and network of a run; its value is the run id.
@@ -296,13 +296,11 @@ pub async fn connect() -> Result<Docker, DockerError> {
         Ok(host) if !host.starts_with("unix://") && !host.trim().is_empty() => {
             Docker::connect_with_defaults().map_err(|e| unavailable(e.to_string()))?
         }
+        // From bollard's own version down to the engine's (negotiated below).
         _ => Docker::connect_with_unix(
             &socket,
             ENGINE_TIMEOUT.as_secs(),
-            &ClientVersion {
-                major_version: 1,
-                minor_version: 41,
-            },
+            bollard::API_DEFAULT_VERSION,
         )
         .map_err(|e| unavailable(e.to_string()))?,
     };

@@ -374,6 +374,32 @@ fn cluster_down_is_refused_where_nothing_can_stop() {
 }
 
 #[test]
+fn doctor_checks_the_engine_the_image_and_what_partitions_take() {
+    let Some(_engine) = engine() else { return };
+    let output = orgmesh()
+        .args(["doctor", "scenarios/containers/site-firewall.yaml"])
+        .args(["--provider", "sim", "--isolation", "containers"])
+        .output()
+        .expect("orgmesh runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.starts_with("ok: Docker engine API 1."), "{stdout}");
+    assert!(stdout.contains("node image orgmesh-sim:"), "{stdout}");
+    assert!(stdout.contains("partitions can be cut"), "{stdout}");
+    let without = orgmesh()
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["doctor", "--provider", "sim", "--isolation", "containers"])
+        .output()
+        .expect("orgmesh runs");
+    assert_eq!(without.status.code(), Some(3));
+}
+
+#[test]
 fn without_docker_the_run_says_so_and_exits_3() {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let output = orgmesh()

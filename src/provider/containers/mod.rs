@@ -73,6 +73,45 @@ fn partition_preflight() -> Result<(), ProviderError> {
     Ok(())
 }
 
+/// `orgmesh doctor --isolation containers`: the engine, the node image and, when `scenario`
+/// has partitions (or there is no scenario), what cutting them takes. Builds nothing.
+pub async fn doctor(scenario: Option<&Scenario>) -> Result<String, ProviderError> {
+    let docker = docker::connect().await.map_err(docker_error)?;
+    let version = docker.client_version();
+    let relayed = (version.major_version, version.minor_version) < (1, 52);
+    let reference = crate::image::image_reference()
+        .map_err(|e| ProviderError::Container(format!("cannot name the node image: {e}")))?;
+    let image = if docker::image_exists(&docker, &reference)
+        .await
+        .map_err(docker_error)?
+    {
+        format!("node image {reference} present")
+    } else {
+        format!("node image {reference} not built yet (the first run builds it)")
+    };
+    let partitions = scenario.is_none_or(|scenario| {
+        scenario
+            .faults
+            .iter()
+            .any(|f| matches!(f.value, Fault::Partition { .. }))
+    });
+    let cut = match (partitions, partition_preflight()) {
+        (_, Ok(())) => "partitions can be cut (root, nsenter, iptables)".to_owned(),
+        (true, Err(error)) if scenario.is_some() => return Err(error),
+        (_, Err(error)) => format!("partitions cannot be cut here: {error}"),
+    };
+    Ok(format!(
+        "Docker engine API {}.{}{}; {image}; {cut}",
+        version.major_version,
+        version.minor_version,
+        if relayed {
+            " (testcontainers is relayed from API 1.52)"
+        } else {
+            ""
+        }
+    ))
+}
+
 /// One scenario cluster's container.
 struct Node {
     container: RwLock<Option<Arc<ContainerAsync<GenericImage>>>>,
