@@ -156,7 +156,7 @@ async fn handle(network: SimNetwork, request: Request<Incoming>) -> Response<Ful
         Ok(body) => route(&network, &method, &path, &body).await,
         Err(failure) => Err(failure),
     };
-    match result {
+    let response = match result {
         Ok(value) => answer(StatusCode::OK, &value),
         Err(Failure::BadRequest(message)) => {
             answer(StatusCode::BAD_REQUEST, &json!({"error": message}))
@@ -168,7 +168,11 @@ async fn handle(network: SimNetwork, request: Request<Incoming>) -> Response<Ful
             StatusCode::UNPROCESSABLE_ENTITY,
             &json!({"error": error_chain(&error)}),
         ),
-    }
+    };
+    // The node's log (and a failed organization's diagnostics): what was asked, and how it
+    // ended; never a body, which may hold values and secrets.
+    println!("{method} {path} {}", response.status().as_u16());
+    response
 }
 
 /// `orgmesh sim-node serve`: serves the control API on `0.0.0.0:`[`CONTROL_PORT`] until killed.
