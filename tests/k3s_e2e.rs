@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use orgmesh::report::CheckKind;
 use serde_json::{Value, json};
 use support::fake_kube::FakeCluster;
 use support::{report, text};
@@ -43,6 +42,18 @@ static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn repository() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `orgmesh run scenarios/guide.yaml --provider k3s --run-dir RUN_DIR`.
+fn guide_on_k3s(run_dir: &Path) -> tokio::process::Command {
+    orgmesh(&[
+        "run",
+        "scenarios/guide.yaml",
+        "--provider",
+        "k3s",
+        "--run-dir",
+        run_dir.to_str().expect("a UTF-8 path"),
+    ])
 }
 
 /// The orgmesh binary with a clean k3s environment and no colour.
@@ -165,18 +176,7 @@ async fn without_the_k3s_image_the_run_exits_3_before_creating_anything() {
     let before = k3s_leftovers(&docker, MISSING_IMAGE).await;
     let work = TempDir::new().unwrap();
     let run_dir = work.path().join("run");
-    let output = finish(
-        orgmesh(&[
-            "run",
-            "scenarios/guide.yaml",
-            "--provider",
-            "k3s",
-            "--run-dir",
-            run_dir.to_str().unwrap(),
-        ])
-        .env("ORGMESH_K3S_IMAGE", MISSING_IMAGE),
-    )
-    .await;
+    let output = finish(guide_on_k3s(&run_dir).env("ORGMESH_K3S_IMAGE", MISSING_IMAGE)).await;
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     for expected in [
@@ -359,18 +359,7 @@ async fn without_docker_the_run_exits_3_saying_docker_is_needed(
 ) {
     let work = TempDir::new().unwrap();
     let run_dir = work.path().join("run");
-    let output = finish(
-        orgmesh(&[
-            "run",
-            "scenarios/guide.yaml",
-            "--provider",
-            "k3s",
-            "--run-dir",
-            run_dir.to_str().unwrap(),
-        ])
-        .env("DOCKER_HOST", docker_host),
-    )
-    .await;
+    let output = finish(guide_on_k3s(&run_dir).env("DOCKER_HOST", docker_host)).await;
     assert_eq!(output.status.code(), Some(3), "{}", text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(expected), "{stderr}");
@@ -516,19 +505,7 @@ async fn the_guide_on_k3s_clusters_deploys_links_and_verifies_through_the_kind_p
     let report = report(&run_dir);
     assert!(report.passed);
     assert_eq!(report.provider, "k3s");
-    for (from, to) in [
-        ("ingen", "ingen"),
-        ("ingen", "biotechnica"),
-        ("biotechnica", "ingen"),
-        ("biotechnica", "biotechnica"),
-    ] {
-        for kind in [CheckKind::Reach, CheckKind::Auth] {
-            let check = report
-                .check(kind, from, to)
-                .unwrap_or_else(|| panic!("{kind} {from}→{to}"));
-            assert!(check.passed, "{check:?}");
-        }
-    }
+    support::assert_guide_links_passed(&report);
     for cluster in &world.clusters {
         let execs = cluster
             .requests()

@@ -51,3 +51,23 @@ pub fn report(run_dir: &Path) -> Report {
         std::fs::read_to_string(run_dir.join("report.json")).expect("report.json is written");
     orgmesh::report::from_json(&json).expect("report.json parses")
 }
+
+/// The guide's four directed links (self links included) passed reach and auth.
+pub fn assert_guide_links_passed(report: &Report) {
+    for (from, to) in [
+        ("ingen", "ingen"),
+        ("ingen", "biotechnica"),
+        ("biotechnica", "ingen"),
+        ("biotechnica", "biotechnica"),
+    ] {
+        for kind in [
+            orgmesh::report::CheckKind::Reach,
+            orgmesh::report::CheckKind::Auth,
+        ] {
+            let check = report
+                .check(kind, from, to)
+                .unwrap_or_else(|| panic!("{kind} {from}→{to}"));
+            assert!(check.passed, "{check:?}");
+        }
+    }
+}
